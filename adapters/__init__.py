@@ -1,0 +1,1 @@
+"""Chat platform adapters (Slack, Discord): translate platform events to questions and answers to messages."""

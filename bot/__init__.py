@@ -1,0 +1,1 @@
+"""The Rolecall service: settings, asking, reindexing, answer composition and the command line."""

@@ -1,0 +1,164 @@
+"""The `rolecall` command line: index, ask, chat, eval and serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.console import chat_loop, is_styled, render_answer
+from bot.evaluation import evaluate, read_cases
+from bot.service import RolecallService, ServiceConfig
+from bot.settings import Settings, load_settings
+from index.builder import BuildReport
+from index.errors import RolecallError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        return int(args.handler(args, settings))
+    except RolecallError as exc:
+        print(f"rolecall: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rolecall", description="Career answers from your role documents.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_locations(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--knowledge",
+            action="append",
+            type=Path,
+            metavar="DIR",
+            help="knowledge folder (repeatable; default ROLECALL_KNOWLEDGE_DIR or the bundled one)",
+        )
+        sub.add_argument(
+            "--index", type=Path, metavar="DIR", help="index folder (default ROLECALL_INDEX_DIR)"
+        )
+
+    index = commands.add_parser("index", help="build or refresh the index from the knowledge folders")
+    with_locations(index)
+    index.set_defaults(handler=_cmd_index)
+
+    ask = commands.add_parser("ask", help="answer one question, or one per line from stdin with '-'")
+    ask.add_argument("question", help="the question, or '-' to read questions from stdin")
+    ask.add_argument("-k", type=int, default=None, metavar="N", help="passages to return (default 3)")
+    ask.add_argument("--json", action="store_true", help="one JSON object per question")
+    with_locations(ask)
+    ask.set_defaults(handler=_cmd_ask)
+
+    chat = commands.add_parser("chat", help="an interactive console conversation")
+    with_locations(chat)
+    chat.set_defaults(handler=_cmd_chat)
+
+    evaluation = commands.add_parser("eval", help="hit@1, hit@3, MRR and abstention over a JSONL file")
+    evaluation.add_argument("file", type=Path)
+    evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluation.add_argument(
+        "--misses", action="store_true", help="list the questions not answered in the top 3"
+    )
+    with_locations(evaluation)
+    evaluation.set_defaults(handler=_cmd_eval)
+
+    serve = commands.add_parser("serve", help="run the configured chat adapters (Slack, Discord)")
+    serve.set_defaults(handler=_cmd_serve)
+    return parser
+
+
+def _service(args: argparse.Namespace, settings: Settings) -> RolecallService:
+    config = ServiceConfig.from_settings(settings)
+    if getattr(args, "knowledge", None):
+        config = ServiceConfig(**{**config.__dict__, "knowledge_dirs": tuple(args.knowledge)})
+    if getattr(args, "index", None):
+        config = ServiceConfig(**{**config.__dict__, "index_dir": args.index})
+    return RolecallService(config)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _opened(args: argparse.Namespace, settings: Settings) -> RolecallService:
+    service = _service(args, settings)
+    service.open(notify=_say)
+    return service
+
+
+def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    service = _service(args, settings)
+    on_terminal = sys.stderr.isatty()
+    report = service.reindex(progress=_say if on_terminal else None, show_progress_bar=on_terminal)
+    print(_report_text(report, service.config.index_dir))
+    return 0
+
+
+def _report_text(report: BuildReport, index_dir: Path) -> str:
+    lines = []
+    if report.rebuild_reason:
+        lines.append(f"rebuilt from scratch: {report.rebuild_reason}")
+    state = "updated" if report.wrote_new_version else "already up to date"
+    lines.append(f"index {index_dir}: {state}")
+    lines.append(report.summary())
+    for label, names in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
+        lines.extend(f"  {label}: {name}" for name in names)
+    lines.extend(f"  skipped: {skip.source}: {skip.reason}" for skip in report.skipped)
+    return "\n".join(lines)
+
+
+def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    service = _opened(args, settings)
+    questions = [line.strip() for line in sys.stdin] if args.question == "-" else [args.question]
+    styled = is_styled(sys.stdout)
+    for question in (q for q in questions if q):
+        answer = service.ask(question, args.k)
+        if args.json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        else:
+            print(render_answer(answer, styled), flush=True)
+    return 0
+
+
+def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    service = _opened(args, settings)
+    chat_loop(service.ask)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    cases = read_cases(args.file)
+    service = _opened(args, settings)
+    result = evaluate(cases, service.ask_many)
+    if args.json:
+        print(json.dumps(result.figures()))
+    else:
+        print(f"{args.file}: {result.summary()}")
+    if args.misses:
+        for question in result.misses:
+            print(f"  miss: {question}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if not (os.environ.get("SLACK_BOT_TOKEN") or os.environ.get("DISCORD_TOKEN")):
+        raise RolecallError(
+            "no chat platform configured: set SLACK_BOT_TOKEN (with SLACK_APP_TOKEN or"
+            " SLACK_SIGNING_SECRET) or DISCORD_TOKEN; `rolecall chat` answers in the console"
+        )
+    raise RolecallError("the Slack and Discord adapters are not part of this version yet")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Terminal rendering of answers and the interactive console chat."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from bot.answer import Answer, context_around
+
+BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
+
+
+def render_answer(answer: Answer, styled: bool) -> str:
+    """An answer as terminal text; the highlighted sentence in bold when `styled`."""
+    if not answer.answered:
+        return answer.refusal_text()
+    bold, dim, reset = (BOLD, DIM, RESET) if styled else ("", "", "")
+    blocks: list[str] = []
+    for number, hit in enumerate(answer.hits, start=1):
+        before, highlight, after = context_around(hit.passage.text, hit.highlight)
+        body = f"{before}{bold}{highlight}{reset}{after}".strip()
+        blocks.append(
+            f"{number}. {bold}{hit.passage.section}{reset}\n"
+            f"   {body}\n"
+            f"   {dim}source: {hit.passage.source} (score {hit.score:.2f}){reset}"
+        )
+    blocks.extend(f"({note})" for note in answer.notes)
+    return "\n\n".join(blocks)
+
+
+def is_styled(stream: TextIO) -> bool:
+    """Bold and colour only on a terminal."""
+    return stream.isatty()
+
+
+def chat_loop(ask: Callable[[str], Answer], stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
+    """Read questions until EOF or 'quit', print each answer."""
+    styled = is_styled(stdout)
+    interactive = stdin.isatty()
+    if interactive:
+        stdout.write(
+            "Rolecall: ask a career question (e.g. 'What does a senior back-end engineer earn?').\n"
+            "Type 'quit' or press Ctrl-D to leave.\n"
+        )
+    while True:
+        if interactive:
+            stdout.write("\nyou> ")
+            stdout.flush()
+        line = stdin.readline()
+        if not line:
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question.lower() in {"quit", "exit", ":q"}:
+            break
+        stdout.write(render_answer(ask(question), styled) + "\n")
+        stdout.flush()

@@ -1,0 +1,112 @@
+"""Retrieval quality over a JSONL question file: hit@1, hit@3, MRR and abstention."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.answer import Answer
+from index.errors import RolecallError
+from index.types import Hit
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    """One line of an eval file."""
+
+    question: str
+    expect: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    abstain: bool = False
+
+    def matches(self, hit: Hit) -> bool:
+        """A passage is right when it comes from a listed source and contains an expected string."""
+        if self.sources and hit.passage.source not in self.sources:
+            return False
+        text = f"{hit.passage.section}\n{hit.passage.text}".lower()
+        return not self.expect or any(e.lower() in text for e in self.expect)
+
+
+@dataclass
+class EvalResult:
+    """Figures over one eval file; `misses` lists the answerable questions not hit in the top 3."""
+
+    answerable: int = 0
+    hit1: int = 0
+    hit3: int = 0
+    reciprocal_rank: float = 0.0
+    off_topic: int = 0
+    off_topic_refused: int = 0
+    false_refusals: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def figures(self) -> dict[str, float | int]:
+        n = max(self.answerable, 1)
+        return {
+            "answerable": self.answerable,
+            "hit@1": round(self.hit1 / n, 3),
+            "hit@3": round(self.hit3 / n, 3),
+            "mrr": round(self.reciprocal_rank / n, 3),
+            "off_topic": self.off_topic,
+            "off_topic_refused": self.off_topic_refused,
+            "false_refusals": self.false_refusals,
+        }
+
+    def summary(self) -> str:
+        f = self.figures()
+        return (
+            f"hit@1 {f['hit@1']:.3f}  hit@3 {f['hit@3']:.3f}  MRR {f['mrr']:.3f}  over {self.answerable}"
+            f" answerable; off-topic refused {self.off_topic_refused}/{self.off_topic};"
+            f" answerable refused {self.false_refusals}"
+        )
+
+
+def read_cases(path: Path) -> list[EvalCase]:
+    """Parse an eval JSONL file; a bad line is a one-line error naming the line."""
+    cases: list[EvalCase] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise RolecallError(f"cannot read eval file {path}: {exc.strerror}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            cases.append(
+                EvalCase(
+                    question=str(data["q"]),
+                    expect=tuple(data.get("expect", ())),
+                    sources=tuple(data.get("sources", ())),
+                    abstain=bool(data.get("abstain", False)),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RolecallError(f"{path}:{number}: not an eval line ({exc})") from exc
+    return cases
+
+
+def evaluate(cases: Sequence[EvalCase], ask_many: Callable[[list[str]], list[Answer]]) -> EvalResult:
+    """Ask every question (in batches) and score the answers."""
+    result = EvalResult()
+    answers: list[Answer] = []
+    questions = [c.question for c in cases]
+    for start in range(0, len(questions), 32):
+        answers.extend(ask_many(questions[start : start + 32]))
+    for case, answer in zip(cases, answers, strict=True):
+        if case.abstain:
+            result.off_topic += 1
+            result.off_topic_refused += not answer.answered
+            continue
+        result.answerable += 1
+        if not answer.answered:
+            result.false_refusals += 1
+        rank = next((i for i, hit in enumerate(answer.hits[:3], start=1) if case.matches(hit)), 0)
+        result.hit1 += rank == 1
+        result.hit3 += rank > 0
+        result.reciprocal_rank += 1.0 / rank if rank else 0.0
+        if not rank:
+            result.misses.append(case.question)
+    return result

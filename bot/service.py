@@ -1,0 +1,137 @@
+"""The Rolecall service: answer questions from the live index and rebuild it, one reindex at a time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.answer import Answer
+from bot.settings import Settings
+from index.builder import BuildReport, build_index
+from index.embedding import Embedder, ModelSpec, SentenceTransformerEmbedder, resolve_model
+from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
+from index.retrieval import Retriever
+from index.search import SearchIndex
+from index.store import IndexBusyError, check_compatible
+
+Notify = Callable[[str], None]
+
+
+class ReindexBusyError(RolecallError):
+    """A reindex is already running."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the service needs, taken from Settings so tests can build one without the environment."""
+
+    knowledge_dirs: tuple[Path, ...]
+    index_dir: Path
+    model: str
+    top_k: int
+    min_score: float
+    max_file_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServiceConfig:
+        return cls(
+            knowledge_dirs=tuple(settings.knowledge_dirs),
+            index_dir=settings.index_dir,
+            model=settings.model,
+            top_k=settings.top_k,
+            min_score=settings.min_score,
+            max_file_bytes=settings.max_file_bytes,
+        )
+
+
+class RolecallService:
+    """ask() and reindex() over one index folder; the embedding model is loaded once and shared."""
+
+    def __init__(self, config: ServiceConfig, embedder: Embedder | None = None) -> None:
+        self.config = config
+        spec = resolve_model(config.model or None)
+        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(spec)
+        # The manifest records the embedder that made the vectors; the tokenizer stays the model's.
+        self.spec: ModelSpec = ModelSpec(self.embedder.model_id, spec.location)
+        self._retriever: Retriever | None = None
+        self._swap_lock = threading.Lock()
+        self._reindex_lock = threading.Lock()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def open(self, notify: Notify | None = None) -> None:
+        """Load the live index; build it first when it is missing, damaged or from another model."""
+        try:
+            self._install(self._open_index())
+        except (IndexMissingError, IndexCorruptError, IndexIncompatibleError) as exc:
+            if notify:
+                notify(f"{exc}; building the index from {self._folders()}…")
+            self.reindex(progress=notify)
+
+    def _open_index(self) -> SearchIndex:
+        search_index = SearchIndex.open(self.config.index_dir)
+        from index.builder import chunking_id
+
+        check_compatible(search_index.manifest, self.spec.model_id, chunking_id(self.spec.max_tokens()))
+        return search_index
+
+    def _install(self, search_index: SearchIndex) -> None:
+        with self._swap_lock:
+            self._retriever = Retriever(search_index, self.embedder)
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            self.open()
+        assert self._retriever is not None
+        return self._retriever
+
+    @property
+    def known_roles(self) -> tuple[str, ...]:
+        """Titles of the indexed documents, for the 'I don't know' message."""
+        return tuple(sorted({d.title for d in self.retriever.index.documents}))
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        """Passages that answer the question, or an empty answer when nothing clears the floor."""
+        return self.ask_many([question], k)[0]
+
+    def ask_many(self, questions: Sequence[str], k: int | None = None) -> list[Answer]:
+        """Several questions with one batched embedding call."""
+        retriever = self.retriever  # one consistent index for the whole batch, even during a swap
+        limit = k or self.config.top_k
+        answers = []
+        roles = tuple(sorted({d.title for d in retriever.index.documents}))
+        for question, hits in zip(questions, retriever.retrieve_many(list(questions), limit), strict=True):
+            relevant = tuple(h for h in hits if h.score >= self.config.min_score)
+            answers.append(Answer(question, relevant, roles))
+        return answers
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def reindex(self, progress: Notify | None = None, show_progress_bar: bool = False) -> BuildReport:
+        """Refresh the index from the knowledge folders and swap it in; one reindex at a time."""
+        if not self._reindex_lock.acquire(blocking=False):
+            raise ReindexBusyError("a reindex is already running; wait for it to finish")
+        try:
+            try:
+                report = build_index(
+                    list(self.config.knowledge_dirs),
+                    self.config.index_dir,
+                    self.spec,
+                    lambda: self.embedder,
+                    self.config.max_file_bytes,
+                    progress,
+                    show_progress_bar,
+                )
+            except IndexBusyError as exc:
+                raise ReindexBusyError(str(exc)) from exc
+            if report.wrote_new_version or self._retriever is None:
+                self._install(self._open_index())
+            return report
+        finally:
+            self._reindex_lock.release()
+
+    def _folders(self) -> str:
+        return ", ".join(str(p) for p in self.config.knowledge_dirs)

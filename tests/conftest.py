@@ -1,0 +1,132 @@
+"""Shared fixtures: an isolated environment, the real packaged model, a deterministic fake embedder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.service import RolecallService, ServiceConfig
+from index.embedding import SentenceTransformerEmbedder, Vectors, resolve_model
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED_KNOWLEDGE = REPO / "knowledge"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No test reads the developer's settings or tokens, or writes outside its tmp folder."""
+    for name in list(os.environ):
+        if name.startswith(("ROLECALL_", "SLACK_", "DISCORD_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ROLECALL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    yield
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words vectors: for tests about storage and flow, not about meaning."""
+
+    model_id = "fake-embedder"
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.embedded_documents = 0
+
+    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> Vectors:
+        self.embedded_documents += len(texts)
+        return self._vectors(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._vectors(texts)
+
+    def _vectors(self, texts: Sequence[str]) -> Vectors:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> SentenceTransformerEmbedder:
+    """The packaged all-MiniLM-L6-v2, loaded once for the whole run."""
+    embedder = SentenceTransformerEmbedder(resolve_model(None))
+    embedder.embed_queries(["warm up"])
+    return embedder
+
+
+def write_docs(folder: Path, docs: dict[str, str]) -> Path:
+    """Write {relative path: text} under folder and return folder."""
+    for name, text in docs.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return folder
+
+
+SMALL_KNOWLEDGE = {
+    "senior-back-end-engineer.md": """---
+title: Senior Back-End Software Engineer
+aliases: [Senior Backend Engineer, Sr. Back-End Engineer]
+level: senior
+family: back-end
+---
+# Senior Back-End Software Engineer
+
+A senior back-end engineer builds the server side of products: APIs, databases and the services behind them.
+
+## Pay
+In the United States a senior back-end software engineer earns about $120,000 a year on average (2023 job-listing data). Pay is higher in San Francisco and New York City.
+
+## Tools
+Typical tools are Git for version control, PostgreSQL and MySQL databases, Django and Spring frameworks, and Jira for tracking work.
+""",
+    "site-reliability-engineer.md": """---
+title: Site Reliability / DevOps Engineer
+aliases: [SRE, DevOps Engineer]
+level: senior
+family: operations
+---
+# Site Reliability / DevOps Engineer
+
+## Responsibilities
+A site reliability engineer keeps production systems available. They define service level objectives, run the on-call rotation and lead incident reviews.
+
+## Tools
+Site reliability engineers run containers on Kubernetes, describe infrastructure with Terraform and watch systems with Prometheus and Grafana dashboards.
+""",
+    "career-ladder.md": """---
+title: Engineering Career Ladder
+level: ladder
+---
+# Engineering Career Ladder
+
+## From senior to staff
+Moving from senior to staff engineer means leading technical work that spans several teams. Promotion committees look for evidence that you already operate at the staff level, usually collected in a promotion packet.
+""",
+}
+
+
+@pytest.fixture
+def small_knowledge(tmp_path: Path) -> Path:
+    return write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+
+
+def make_service(knowledge: Path, index_dir: Path, embedder: object, **overrides: object) -> RolecallService:
+    """A service over explicit folders, without reading the environment."""
+    config = ServiceConfig(
+        knowledge_dirs=(knowledge,),
+        index_dir=index_dir,
+        model="",
+        top_k=3,
+        min_score=float(overrides.get("min_score", 0.30)),  # type: ignore[arg-type]
+        max_file_bytes=20 * 1024 * 1024,
+    )
+    return RolecallService(config, embedder)  # type: ignore[arg-type]
