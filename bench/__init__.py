@@ -1,0 +1,1 @@
+"""Benchmarks and quality comparisons against a naive retrieval pipeline."""

@@ -1,0 +1,63 @@
+"""Chunking: passages follow headings and sentences and never overflow the model's window."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from index.chunking import chunk_document, embedding_text, split_sentences
+from index.embedding import TokenCounter, resolve_model
+from index.types import Document, Section
+
+
+@pytest.fixture(scope="module")
+def counter() -> TokenCounter:
+    return TokenCounter(resolve_model(None))
+
+
+def _doc(*sections: Section) -> Document:
+    return Document(source="role.md", title="Staff Engineer", sections=sections, content_hash="x")
+
+
+def test_sentences_survive_abbreviations_and_list_items() -> None:
+    text = "A Sr. engineer mentors others, e.g. in code reviews. Pay is about $150,000.\n- Kubernetes\n- Terraform"
+    assert split_sentences(text) == [
+        "A Sr. engineer mentors others, e.g. in code reviews.",
+        "Pay is about $150,000.",
+        "- Kubernetes",
+        "- Terraform",
+    ]
+
+
+def test_passages_follow_headings_and_carry_the_trail(counter: TokenCounter) -> None:
+    doc = _doc(
+        Section(("Pay",), "Staff engineers earn more than senior engineers."),
+        Section(("Pay", "Europe"), "In Berlin the figure is lower."),
+    )
+    passages = chunk_document(doc, counter.count, max_tokens=256)
+    assert [p.section for p in passages] == ["Staff Engineer > Pay", "Staff Engineer > Pay > Europe"]
+    assert embedding_text(passages[1]).startswith("Staff Engineer > Pay > Europe: In Berlin")
+
+
+def test_long_single_paragraph_is_split_within_the_window_with_overlap(counter: TokenCounter) -> None:
+    sentences = [
+        f"Sentence {i} explains how a staff engineer guides the architecture of system number {i} across teams."
+        for i in range(60)
+    ]
+    doc = _doc(Section((), " ".join(sentences)))
+    passages = chunk_document(doc, counter.count, max_tokens=256)
+    assert len(passages) > 3
+    for passage in passages:
+        assert counter.count(embedding_text(passage)) <= 256
+    for first, second in itertools.pairwise(passages):
+        assert split_sentences(first.text)[-1] == split_sentences(second.text)[0]
+    covered = {s for p in passages for s in split_sentences(p.text)}
+    assert covered == set(sentences)
+
+
+def test_an_overlong_sentence_is_cut_rather_than_truncated_by_the_model(counter: TokenCounter) -> None:
+    run_on = " ".join(f"word{i}" for i in range(900))
+    passages = chunk_document(_doc(Section(("Notes",), run_on)), counter.count, max_tokens=256)
+    assert all(counter.count(embedding_text(p)) <= 256 for p in passages)
+    assert " ".join(p.text for p in passages).split()[-1] == "word899"

@@ -1,0 +1,143 @@
+"""The `rolecall` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from index import store
+from tests.conftest import BUNDLED_KNOWLEDGE, REPO, write_docs
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_index_prints_a_summary_with_skips(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (small_knowledge / "LICENSE").write_text("MIT")
+    code, out, _ = _run(
+        ["index", "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")], capsys
+    )
+    assert code == 0
+    assert "added 3, changed 0, removed 0, unchanged 0, skipped 1" in out
+    assert "skipped: LICENSE:" in out
+    code, out, _ = _run(
+        ["index", "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")], capsys
+    )
+    assert "already up to date" in out and "unchanged 3" in out
+
+
+def test_ask_builds_a_missing_index_and_answers_in_json(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "ask",
+        "How much does a senior backend engineer make?",
+        "--json",
+        "--knowledge",
+        str(small_knowledge),
+        "--index",
+        str(tmp_path / "idx"),
+    ]
+    code, out, err = _run(args, capsys)
+    assert code == 0
+    assert "building the index" in err
+    answer = json.loads(out)
+    assert answer["answered"] and answer["passages"][0]["source"] == "senior-back-end-engineer.md"
+    assert len(answer["passages"]) <= 3
+
+
+def test_ask_reads_one_question_per_line_from_stdin(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO("what tools do SREs use?\n\nbanana bread recipe\n"))
+    code, out, _ = _run(
+        [
+            "ask",
+            "-",
+            "--json",
+            "-k",
+            "2",
+            "--knowledge",
+            str(small_knowledge),
+            "--index",
+            str(tmp_path / "idx"),
+        ],
+        capsys,
+    )
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [line["answered"] for line in lines] == [True, False]
+    assert len(lines[0]["passages"]) <= 2
+
+
+def test_a_damaged_index_is_rebuilt_with_a_message(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    location = ["--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")]
+    _run(["index", *location], capsys)
+    live = store.current_version(tmp_path / "idx")
+    (live / store.MANIFEST_FILE).write_text("garbage")  # type: ignore[operator]
+    code, out, err = _run(["ask", "what tools do SREs use?", "--json", *location], capsys)
+    assert code == 0 and "damaged" in err and json.loads(out)["answered"]
+
+
+def test_expected_errors_are_one_line_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = write_docs(tmp_path / "empty", {"blank.txt": "   \n"})
+    code, _, err = _run(["index", "--knowledge", str(empty), "--index", str(tmp_path / "idx")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "no readable documents" in err
+    code, _, err = _run(
+        ["index", "--knowledge", str(tmp_path / "missing"), "--index", str(tmp_path / "i2")], capsys
+    )
+    assert code == 2 and err.count("\n") == 1 and "missing" in err and "Traceback" not in err
+
+
+def test_eval_reports_the_four_figures(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(
+        '{"q": "sr backend pay?", "expect": ["$120,000"], "sources": ["senior-back-end-engineer.md"]}\n'
+        '{"q": "who won the world cup?", "abstain": true}\n'
+    )
+    code, out, _ = _run(
+        ["eval", str(cases), "--json", "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")],
+        capsys,
+    )
+    figures = json.loads(out)
+    assert code == 0
+    assert figures["hit@1"] == 1.0 and figures["hit@3"] == 1.0 and figures["mrr"] == 1.0
+    assert figures["off_topic_refused"] == 1 and figures["false_refusals"] == 0
+
+
+def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path: Path) -> None:
+    """The README's first command ends in this: a real process, the bundled knowledge, a cited passage."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DISCORD_"))}
+    env["ROLECALL_DATA_DIR"] = str(tmp_path / "data")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat"],
+        input="What does a senior back-end engineer earn?\nquit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "$120,000" in result.stdout
+    assert "source: senior-back-end-engineer.md" in result.stdout
+    assert "\033[" not in result.stdout  # piped output is plain
+    assert str(BUNDLED_KNOWLEDGE) in result.stderr  # told that it built the index first

@@ -1,0 +1,158 @@
+"""The index on disk: incremental rebuilds, atomic versions, and clear errors for damaged files."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from index import store
+from index.builder import build_index
+from index.embedding import ModelSpec, resolve_model
+from index.errors import IndexCorruptError, IndexMissingError, NoDocumentsError
+from index.search import SearchIndex
+from tests.conftest import FakeEmbedder, write_docs
+
+
+def _spec(embedder: FakeEmbedder) -> ModelSpec:
+    return ModelSpec(embedder.model_id, resolve_model(None).location)
+
+
+def _build(knowledge: Path, index_dir: Path, embedder: FakeEmbedder, calls: list[int] | None = None):
+    def factory() -> FakeEmbedder:
+        if calls is not None:
+            calls.append(1)
+        return embedder
+
+    return build_index([knowledge], index_dir, _spec(embedder), factory)
+
+
+def test_first_build_reports_every_document_added(small_knowledge: Path, tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    report = _build(small_knowledge, tmp_path / "idx", embedder)
+    assert sorted(report.added) == [
+        "career-ladder.md",
+        "senior-back-end-engineer.md",
+        "site-reliability-engineer.md",
+    ]
+    assert report.passages == embedder.embedded_documents > 0
+    loaded = SearchIndex.open(tmp_path / "idx")
+    assert len(loaded) == report.passages
+    assert {d.title for d in loaded.documents} >= {
+        "Senior Back-End Software Engineer",
+        "Engineering Career Ladder",
+    }
+
+
+def test_nothing_changed_loads_no_model_and_writes_no_version(small_knowledge: Path, tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    _build(small_knowledge, tmp_path / "idx", embedder)
+    live = store.current_version(tmp_path / "idx")
+    calls: list[int] = []
+    report = _build(small_knowledge, tmp_path / "idx", embedder, calls)
+    assert calls == []  # the model was never asked for
+    assert not report.wrote_new_version
+    assert len(report.unchanged) == 3 and not (report.added or report.changed or report.removed)
+    assert store.current_version(tmp_path / "idx") == live
+
+
+def test_only_the_changed_document_is_re_embedded(small_knowledge: Path, tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    _build(small_knowledge, tmp_path / "idx", embedder)
+    before = SearchIndex.open(tmp_path / "idx")
+    ladder = small_knowledge / "career-ladder.md"
+    ladder.write_text(
+        ladder.read_text() + "\n## Manager track\nEngineering managers grow people and teams.\n"
+    )
+    (small_knowledge / "site-reliability-engineer.md").unlink()
+    embedder.embedded_documents = 0
+    report = _build(small_knowledge, tmp_path / "idx", embedder)
+    assert report.changed == ["career-ladder.md"] and report.removed == ["site-reliability-engineer.md"]
+    assert report.unchanged == ["senior-back-end-engineer.md"]
+    ladder_passages = [
+        p for p in SearchIndex.open(tmp_path / "idx").passages if p.source == "career-ladder.md"
+    ]
+    assert embedder.embedded_documents == len(ladder_passages)
+    after = SearchIndex.open(tmp_path / "idx")
+    kept_before = [p for p in before.passages if p.source == "senior-back-end-engineer.md"]
+    kept_after = [p for p in after.passages if p.source == "senior-back-end-engineer.md"]
+    assert kept_before == kept_after
+    assert not any(p.source == "site-reliability-engineer.md" for p in after.passages)
+
+
+def test_unreadable_files_are_skipped_with_a_reason_and_the_build_goes_on(
+    small_knowledge: Path, tmp_path: Path
+) -> None:
+    (small_knowledge / "broken.pdf").write_bytes(b"not a pdf at all")
+    (small_knowledge / "notes.xyz").write_text("hello")
+    report = _build(small_knowledge, tmp_path / "idx", FakeEmbedder())
+    skipped = {s.source: s.reason for s in report.skipped}
+    assert set(skipped) == {"broken.pdf", "notes.xyz"}
+    assert all(reason and "\n" not in reason for reason in skipped.values())
+    assert len(report.added) == 3
+
+
+def test_a_folder_with_no_readable_document_is_a_clear_error(tmp_path: Path) -> None:
+    folder = write_docs(tmp_path / "k", {"empty.md": ""})
+    with pytest.raises(NoDocumentsError, match="no readable documents"):
+        _build(folder, tmp_path / "idx", FakeEmbedder())
+
+
+def test_another_model_forces_a_full_rebuild(small_knowledge: Path, tmp_path: Path) -> None:
+    first = FakeEmbedder()
+    _build(small_knowledge, tmp_path / "idx", first)
+    other = FakeEmbedder()
+    other.model_id = "another-model"
+    report = _build(small_knowledge, tmp_path / "idx", other)
+    assert "another-model" in report.rebuild_reason
+    assert other.embedded_documents == report.passages
+    assert store.load_manifest(tmp_path / "idx").model_id == "another-model"  # type: ignore[union-attr]
+
+
+def test_missing_and_damaged_indexes_are_named_errors(small_knowledge: Path, tmp_path: Path) -> None:
+    with pytest.raises(IndexMissingError):
+        SearchIndex.open(tmp_path / "idx")
+    _build(small_knowledge, tmp_path / "idx", FakeEmbedder())
+    live = store.current_version(tmp_path / "idx")
+    assert live is not None
+    (live / store.MANIFEST_FILE).write_text("{ not json")
+    with pytest.raises(IndexCorruptError, match="manifest"):
+        SearchIndex.open(tmp_path / "idx")
+    (live / store.MANIFEST_FILE).unlink()
+    (live / store.VECTORS_FILE).write_bytes(b"\x93NUMPY truncated")
+    with pytest.raises(IndexCorruptError):
+        SearchIndex.open(tmp_path / "idx")
+
+
+def test_leftovers_of_a_killed_build_do_not_affect_readers_and_are_cleaned(
+    small_knowledge: Path, tmp_path: Path
+) -> None:
+    index_dir = tmp_path / "idx"
+    _build(small_knowledge, index_dir, FakeEmbedder())
+    live = store.current_version(index_dir)
+    half = index_dir / ".build-deadbeef0000"
+    half.mkdir()
+    (half / store.PASSAGES_FILE).write_text('{"source": "x"')
+    (index_dir / ".CURRENT.abcd1234").write_text("v-half")
+    assert SearchIndex.open(index_dir).manifest.passage_count > 0
+    (small_knowledge / "career-ladder.md").write_text("# Ladder\n\n## Levels\nJunior, mid, senior, staff.\n")
+    _build(small_knowledge, index_dir, FakeEmbedder())
+    assert not half.exists() and not (index_dir / ".CURRENT.abcd1234").exists()
+    assert store.current_version(index_dir) != live
+
+
+def test_only_the_last_two_versions_are_kept(small_knowledge: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "idx"
+    for round_number in range(4):
+        (small_knowledge / "career-ladder.md").write_text(
+            f"# Ladder\n\n## Round\nRound {round_number} text.\n"
+        )
+        _build(small_knowledge, index_dir, FakeEmbedder())
+        time.sleep(0.01)
+    versions = sorted(p.name for p in index_dir.glob("v-*"))
+    assert len(versions) == 2
+    assert store.current_version(index_dir).name in versions  # type: ignore[union-attr]
+    manifest = json.loads((store.current_version(index_dir) / "manifest.json").read_text())  # type: ignore[operator]
+    assert manifest["format_version"] == store.FORMAT_VERSION
