@@ -9,11 +9,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot.admin import report_text
 from bot.console import chat_loop, is_styled, render_answer
 from bot.evaluation import evaluate, read_cases
 from bot.service import RolecallService, ServiceConfig
 from bot.settings import Settings, load_settings
-from index.builder import BuildReport
 from index.errors import RolecallError
 
 
@@ -101,21 +101,9 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     service = _service(args, settings)
     on_terminal = sys.stderr.isatty()
     report = service.reindex(progress=_say if on_terminal else None, show_progress_bar=on_terminal)
-    print(_report_text(report, service.config.index_dir))
+    print(f"index {service.config.index_dir}")
+    print(report_text(report))
     return 0
-
-
-def _report_text(report: BuildReport, index_dir: Path) -> str:
-    lines = []
-    if report.rebuild_reason:
-        lines.append(f"rebuilt from scratch: {report.rebuild_reason}")
-    state = "updated" if report.wrote_new_version else "already up to date"
-    lines.append(f"index {index_dir}: {state}")
-    lines.append(report.summary())
-    for label, names in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
-        lines.extend(f"  {label}: {name}" for name in names)
-    lines.extend(f"  skipped: {skip.source}: {skip.reason}" for skip in report.skipped)
-    return "\n".join(lines)
 
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -152,12 +140,9 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    if not (os.environ.get("SLACK_BOT_TOKEN") or os.environ.get("DISCORD_TOKEN")):
-        raise RolecallError(
-            "no chat platform configured: set SLACK_BOT_TOKEN (with SLACK_APP_TOKEN or"
-            " SLACK_SIGNING_SECRET) or DISCORD_TOKEN; `rolecall chat` answers in the console"
-        )
-    raise RolecallError("the Slack and Discord adapters are not part of this version yet")
+    from bot.serve import serve
+
+    return serve(settings)
 
 
 if __name__ == "__main__":

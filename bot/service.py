@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,10 @@ class RolecallService:
     def ask(self, question: str, k: int | None = None) -> Answer:
         """Passages that answer the question, or an empty answer when nothing clears the floor."""
         return self.ask_many([question], k)[0]
+
+    async def ask_async(self, question: str, k: int | None = None) -> Answer:
+        """ask() off the event loop, for the chat adapters."""
+        return await asyncio.to_thread(self.ask, question, k)
 
     def ask_many(self, questions: Sequence[str], k: int | None = None) -> list[Answer]:
         """Several questions with one batched embedding call."""

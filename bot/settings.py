@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.errors import RolecallError
@@ -36,6 +36,23 @@ class Settings(BaseSettings):
     top_k: int = Field(default=3, ge=1, le=10, alias="ROLECALL_TOP_K")
     min_score: float = Field(default=0.30, ge=-1.0, le=1.0, alias="ROLECALL_MIN_SCORE")
     max_file_mb: float = Field(default=20.0, gt=0, alias="ROLECALL_MAX_FILE_MB")
+    log_level: str = Field(default="INFO", alias="ROLECALL_LOG_LEVEL")
+    admins_list: str = Field(default="", alias="ROLECALL_ADMINS")
+    http_host: str = Field(default="0.0.0.0", alias="ROLECALL_HTTP_HOST")
+    http_port: int = Field(default=3000, ge=0, le=65535, alias="ROLECALL_HTTP_PORT")
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    slack_command: str = Field(default="/career", alias="ROLECALL_SLACK_COMMAND")
+    slack_trust_workspace_admins: bool = Field(default=False, alias="ROLECALL_SLACK_TRUST_WORKSPACE_ADMINS")
+
+    discord_token: SecretStr | None = Field(default=None, alias="DISCORD_TOKEN")
+    discord_api_url: str = Field(default="", alias="DISCORD_API_URL")
+    discord_gateway_url: str = Field(default="", alias="DISCORD_GATEWAY_URL")
+    discord_message_content: bool = Field(default=False, alias="ROLECALL_DISCORD_MESSAGE_CONTENT")
+    discord_channels_list: str = Field(default="", alias="ROLECALL_DISCORD_CHANNELS")
 
     @field_validator("knowledge_path")
     @classmethod
@@ -56,6 +73,28 @@ class Settings(BaseSettings):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def admins(self) -> frozenset[str]:
+        """Admin ids as 'platform:user id' (e.g. 'slack:U123', 'discord:4567'), from ROLECALL_ADMINS."""
+        return frozenset(_split_list(self.admins_list))
+
+    @property
+    def discord_channels(self) -> frozenset[int]:
+        """Channel ids where every message is answered (needs the Message Content intent)."""
+        try:
+            return frozenset(int(item) for item in _split_list(self.discord_channels_list))
+        except ValueError as exc:
+            raise SettingsError("invalid setting ROLECALL_DISCORD_CHANNELS: expected channel ids") from exc
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file for feedback votes and the audit log."""
+        return self.data_dir / "rolecall.sqlite3"
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.replace(";", ",").split(",") if item.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

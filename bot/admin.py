@@ -1,0 +1,67 @@
+"""Admin actions from chat: who may reindex, running it off the event loop, and auditing every attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from bot.records import RecordStore
+from bot.service import ReindexBusyError, RolecallService
+from index.builder import BuildReport
+from index.errors import RolecallError
+
+log = logging.getLogger(__name__)
+
+
+def report_text(report: BuildReport) -> str:
+    """The reindex summary an admin reads: counts first, then each file by what happened to it."""
+    lines = []
+    if report.rebuild_reason:
+        lines.append(f"rebuilt from scratch: {report.rebuild_reason}")
+    lines.append("index updated" if report.wrote_new_version else "index already up to date")
+    lines.append(report.summary())
+    for label, names in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
+        lines.extend(f"  {label}: {name}" for name in names)
+    lines.extend(f"  skipped: {skip.source}: {skip.reason}" for skip in report.skipped)
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ReindexOutcome:
+    """What happened to one reindex request, and the private message for the requester."""
+
+    result: str  # "allowed", "refused", "busy" or "failed"
+    message: str
+    report: BuildReport | None = None
+
+
+class AdminActions:
+    """Permission checks and audited admin commands shared by every chat adapter."""
+
+    def __init__(self, service: RolecallService, records: RecordStore, admins: frozenset[str]) -> None:
+        self.service = service
+        self.records = records
+        self.admins = admins
+
+    def is_admin(self, platform: str, user_id: str, platform_admin: bool = False) -> bool:
+        """Listed in ROLECALL_ADMINS as 'platform:id', or an admin by the platform's own rule."""
+        return platform_admin or f"{platform}:{user_id}" in self.admins
+
+    async def reindex(self, platform: str, user_id: str, platform_admin: bool = False) -> ReindexOutcome:
+        """Reindex if allowed; questions keep being answered from the old index until the swap."""
+        if not self.is_admin(platform, user_id, platform_admin):
+            self.records.record_admin_action(platform, user_id, "reindex", "refused")
+            return ReindexOutcome("refused", "Sorry, only Rolecall admins can reindex the knowledge base.")
+        try:
+            report = await asyncio.to_thread(self.service.reindex)
+        except ReindexBusyError:
+            self.records.record_admin_action(platform, user_id, "reindex", "busy")
+            return ReindexOutcome(
+                "busy", "A reindex is already running; I'll keep answering from the current index."
+            )
+        except RolecallError as exc:
+            self.records.record_admin_action(platform, user_id, "reindex", "failed", str(exc))
+            return ReindexOutcome("failed", f"Reindex failed, the previous index keeps serving: {exc}")
+        self.records.record_admin_action(platform, user_id, "reindex", "allowed", report.summary())
+        return ReindexOutcome("allowed", report_text(report), report)
