@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     knowledge_path: str = Field(default="", alias="ROLECALL_KNOWLEDGE_DIR")
     model: str = Field(default="", alias="ROLECALL_MODEL")
     top_k: int = Field(default=3, ge=1, le=10, alias="ROLECALL_TOP_K")
-    min_score: float = Field(default=0.30, ge=-1.0, le=1.0, alias="ROLECALL_MIN_SCORE")
+    min_score: float = Field(default=0.42, ge=-1.0, le=1.0, alias="ROLECALL_MIN_SCORE")
     max_file_mb: float = Field(default=20.0, gt=0, alias="ROLECALL_MAX_FILE_MB")
     log_level: str = Field(default="INFO", alias="ROLECALL_LOG_LEVEL")
     admins_list: str = Field(default="", alias="ROLECALL_ADMINS")

@@ -22,7 +22,7 @@ from index.terms import TERMS_FILE, default_normaliser
 from index.types import Document, Passage, SkippedFile
 
 CHUNKING_VERSION = "sentences-v1"
-TARGET_TOKENS = 160
+TARGET_TOKENS = 220
 OVERLAP_SENTENCES = 1
 
 

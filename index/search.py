@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +11,11 @@ from index import store
 from index.embedding import Vectors
 from index.errors import IndexCorruptError
 from index.keyword import KeywordIndex
+from index.roles import RoleDocument, RoleMatcher
 from index.store import Manifest
 from index.types import Passage
 
 KEYWORD_FOLDER = "keyword"
-
-
-@dataclass(frozen=True)
-class RoleDocument:
-    """A document's identity for role-aware questions: its title and front-matter aliases."""
-
-    source: str
-    title: str
-    aliases: tuple[str, ...]
 
 
 class SearchIndex:
@@ -43,8 +34,11 @@ class SearchIndex:
         if len(passages):
             self._dense.add(vectors)
         self.documents = tuple(
-            RoleDocument(d.source, d.title, d.aliases) for d in manifest.documents if not d.skipped_reason
+            RoleDocument(d.source, d.title, d.aliases, d.metadata.get("level", ""))
+            for d in manifest.documents
+            if not d.skipped_reason
         )
+        self.roles = RoleMatcher(d for d in self.documents if d.aliases or d.level)
 
     @classmethod
     def open(cls, index_dir: Path) -> SearchIndex:

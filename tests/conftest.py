@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bot.service import RolecallService, ServiceConfig
+from bot.settings import Settings
 from index.embedding import SentenceTransformerEmbedder, Vectors, resolve_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,6 +120,9 @@ def small_knowledge(tmp_path: Path) -> Path:
     return write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
 
 
+DEFAULT_MIN_SCORE: float = Settings.model_fields["min_score"].default
+
+
 def make_service(knowledge: Path, index_dir: Path, embedder: object, **overrides: object) -> RolecallService:
     """A service over explicit folders, without reading the environment."""
     config = ServiceConfig(
@@ -126,7 +130,7 @@ def make_service(knowledge: Path, index_dir: Path, embedder: object, **overrides
         index_dir=index_dir,
         model="",
         top_k=3,
-        min_score=float(overrides.get("min_score", 0.30)),  # type: ignore[arg-type]
+        min_score=float(overrides.get("min_score", DEFAULT_MIN_SCORE)),  # type: ignore[arg-type]
         max_file_bytes=20 * 1024 * 1024,
     )
     return RolecallService(config, embedder)  # type: ignore[arg-type]
