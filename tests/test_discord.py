@@ -1,0 +1,570 @@
+"""The Discord adapter end to end: real discord.py and the real service against a fake Discord on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+import pytest
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from adapters.discord import DiscordAdapter, DiscordConfig, DiscordStartError
+from adapters.discord_embeds import (
+    DESCRIPTION_LIMIT,
+    EMBED_TOTAL_LIMIT,
+    FIELD_NAME_LIMIT,
+    FIELD_VALUE_LIMIT,
+    FOOTER_LIMIT,
+    TITLE_LIMIT,
+    answer_embed,
+)
+from bot.admin import AdminActions
+from bot.answer import Answer
+from bot.cli import main
+from bot.records import RecordStore, user_hash
+from bot.service import RolecallService
+from index.types import Hit, Passage
+from tests.conftest import SMALL_KNOWLEDGE, make_service, write_docs
+from tests.fake_discord import (
+    APP_ID,
+    BOT_ID,
+    BOT_ROLE_ID,
+    CHANNEL_ID,
+    DM_CHANNEL_ID,
+    EVERYDAY_PERMISSIONS,
+    MANAGE_GUILD,
+    MESSAGE_CONTENT_INTENT,
+    OTHER_BOT_ID,
+    OTHER_CHANNEL_ID,
+    ROLE_ID,
+    USER_ID,
+    Call,
+    FakeDiscord,
+    user,
+)
+
+TOKEN = "MTk4NjIyNDgzNDcxOTI1MjQ4.fake.discord-bot-token-for-tests"
+ADMIN_ID = 940_000_000_000_000_777
+SERVER_ADMIN_ID = 940_000_000_000_000_888
+DEFAULT_REST, DEFAULT_GATEWAY = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+PAY_QUESTION = "What does a senior back-end engineer earn?"
+SRE_QUESTION = "Which tools does a site reliability engineer use?"
+NO_PINGS: dict[str, list[str]] = {"parse": []}
+
+
+@dataclass
+class Bot:
+    fake: FakeDiscord
+    adapter: DiscordAdapter
+    records: RecordStore
+
+
+@pytest.fixture(scope="module")
+def built_index(tmp_path_factory: pytest.TempPathFactory, real_embedder: object) -> tuple[Path, Path]:
+    """The small knowledge indexed once with the real model: (knowledge folder, index folder)."""
+    folder = tmp_path_factory.mktemp("discord-index")
+    knowledge = write_docs(folder / "knowledge", SMALL_KNOWLEDGE)
+    make_service(knowledge, folder / "index", real_embedder).open()
+    return knowledge, folder / "index"
+
+
+@pytest.fixture
+def service(tmp_path: Path, built_index: tuple[Path, Path], real_embedder: object) -> RolecallService:
+    """A service on its own copy of the module's index (the knowledge folder is shared, read-only)."""
+    knowledge, index = built_index
+    shutil.copytree(index, tmp_path / "index")
+    service = make_service(knowledge, tmp_path / "index", real_embedder)
+    service.open()
+    return service
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    server = await FakeDiscord().start()
+    yield server
+    await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    fake: FakeDiscord, service: RolecallService, tmp_path: Path, **config: object
+) -> AsyncIterator[Bot]:
+    records = RecordStore(tmp_path / "data" / "rolecall.sqlite3")
+    admin = AdminActions(service, records, frozenset({f"discord:{ADMIN_ID}", "slack:U1"}))
+    settings = {"guild_ready_timeout": 0.05, "startup_timeout": 20.0, "stop_timeout": 20.0, **config}
+    adapter = DiscordAdapter(
+        DiscordConfig(token=TOKEN, api_url=fake.api_url, gateway_url=fake.gateway_url, **settings),  # type: ignore[arg-type]
+        service,
+        admin,
+    )
+    await adapter.start()
+    try:
+        yield Bot(fake, adapter, records)
+    finally:
+        await adapter.stop()
+        assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (DEFAULT_REST, DEFAULT_GATEWAY)
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord, service: RolecallService, tmp_path: Path) -> AsyncIterator[Bot]:
+    async with running(fake, service, tmp_path) as started:
+        yield started
+
+
+BOT_USER = user(BOT_ID, "Rolecall", bot=True)
+
+
+def mention(text: str) -> str:
+    return f"<@{BOT_ID}> {text}"
+
+
+def only_embed(call: Call) -> dict:
+    embeds = call.body["embeds"]
+    assert len(embeds) == 1
+    return embeds[0]
+
+
+def callback_types(fake: FakeDiscord) -> list[int]:
+    return [c.body["type"] for c in fake.requests("POST", "/interactions/")]
+
+
+# -- questions in messages -----------------------------------------------------------------------
+
+
+async def test_a_dm_is_answered_in_the_dm_with_an_embed_typing_first(bot: Bot) -> None:
+    fake = bot.fake
+    assert bot.adapter.is_connected()
+    # Guilds, guild messages and DMs; no privileged intent unless the operator asks for it.
+    assert fake.identify is not None and fake.identify["intents"] == (1 << 0) | (1 << 9) | (1 << 12)
+
+    await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION, dm=True))
+
+    [reply] = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages")
+    [typing] = fake.requests("POST", f"/channels/{DM_CHANNEL_ID}/typing")
+    assert typing.at <= reply.at
+    assert all(c.authorization == f"Bot {TOKEN}" for c in fake.calls)
+    assert "message_reference" not in reply.body
+    assert reply.body["allowed_mentions"] == NO_PINGS
+    embed = only_embed(reply)
+    assert embed["title"] == PAY_QUESTION
+    first = embed["fields"][0]
+    assert first["name"] == "Senior Back-End Software Engineer › Pay"
+    assert re.search(r"\*\*[^*]*\$120,000[^*]*\*\*", first["value"])  # the answering sentence in bold
+    assert embed["footer"]["text"].startswith("Sources: senior-back-end-engineer.md")
+    buttons = reply.body["components"][0]["components"]
+    assert [b["emoji"]["name"] for b in buttons] == ["👍", "👎"]
+
+
+async def test_a_mention_in_a_channel_is_answered_as_a_reply(bot: Bot) -> None:
+    fake = bot.fake
+    event = fake.message_event(mention(SRE_QUESTION), mentions=(BOT_USER,))
+
+    await fake.dispatch("MESSAGE_CREATE", event)
+
+    [reply] = await fake.wait_for("POST", f"/channels/{CHANNEL_ID}/messages")
+    assert str(reply.body["message_reference"]["message_id"]) == event["id"]
+    assert reply.body["allowed_mentions"] == {**NO_PINGS, "replied_user": False}
+    embed = only_embed(reply)
+    assert embed["title"] == SRE_QUESTION  # the mention itself is not part of the question
+    assert embed["fields"][0]["name"].startswith("Site Reliability / DevOps Engineer › ")
+    assert fake.requests("POST", f"/channels/{CHANNEL_ID}/typing")
+
+
+async def test_a_mention_of_the_bots_role_counts_and_a_bare_mention_gets_usage(bot: Bot) -> None:
+    fake = bot.fake
+    await fake.dispatch(
+        "MESSAGE_CREATE",
+        fake.message_event(f"<@&{BOT_ROLE_ID}> {PAY_QUESTION}", role_mentions=(BOT_ROLE_ID,)),
+    )
+    await fake.dispatch("MESSAGE_CREATE", fake.message_event(f"<@!{BOT_ID}>", mentions=(BOT_USER,)))
+
+    replies = await fake.wait_for("POST", f"/channels/{CHANNEL_ID}/messages", count=2)
+    usage = next(c for c in replies if c.body.get("content"))
+    assert "/career ask" in usage.body["content"]
+    answered = next(c for c in replies if c.body.get("embeds"))
+    assert only_embed(answered)["title"] == PAY_QUESTION
+
+
+async def test_messages_not_meant_for_the_bot_are_ignored(bot: Bot) -> None:
+    fake = bot.fake
+    await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION))  # no mention
+    other_bot = user(OTHER_BOT_ID, "otherbot", bot=True)
+    await fake.dispatch(
+        "MESSAGE_CREATE", fake.message_event(mention(PAY_QUESTION), mentions=(BOT_USER,), author=other_bot)
+    )
+    itself = fake.message_event(PAY_QUESTION, dm=True, author=BOT_USER)
+    await fake.dispatch("MESSAGE_CREATE", itself)
+    # A DM afterwards: once it is answered, the three events before it have long been handled.
+    await fake.dispatch("MESSAGE_CREATE", fake.message_event(SRE_QUESTION, dm=True))
+
+    [reply] = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages")
+    assert only_embed(reply)["title"] == SRE_QUESTION
+    await asyncio.sleep(0.2)
+    assert [c.path for c in fake.calls if c.path.startswith("/channels/")] == [
+        f"/channels/{DM_CHANNEL_ID}/typing",
+        f"/channels/{DM_CHANNEL_ID}/messages",
+    ]
+
+
+async def test_everyone_roles_and_users_quoted_in_a_question_ping_nobody(bot: Bot) -> None:
+    fake = bot.fake
+    loud = f"@everyone @here <@&{ROLE_ID}> <@{USER_ID}> {PAY_QUESTION}"
+    await fake.dispatch(
+        "MESSAGE_CREATE",
+        fake.message_event(
+            mention(loud),
+            mentions=(BOT_USER, user(USER_ID, "asker")),
+            role_mentions=(ROLE_ID,),
+            mention_everyone=True,
+        ),
+    )
+    await fake.dispatch("INTERACTION_CREATE", fake.command_event("ask", {"question": loud}))
+
+    [reply] = await fake.wait_for("POST", f"/channels/{CHANNEL_ID}/messages")
+    [follow_up] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
+    for call in (reply, follow_up):
+        mentions = call.body["allowed_mentions"]
+        assert mentions["parse"] == []
+        assert not mentions.get("users") and not mentions.get("roles") and not mentions.get("replied_user")
+        assert "@everyone" in only_embed(call)["title"]  # shown, not pinged
+
+
+async def test_an_off_topic_question_says_so_and_lists_the_known_roles(bot: Bot) -> None:
+    fake = bot.fake
+    await fake.dispatch(
+        "MESSAGE_CREATE", fake.message_event("Which pizza topping is best for a party?", dm=True)
+    )
+
+    [reply] = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages")
+    embed = only_embed(reply)
+    assert "fields" not in embed or not embed["fields"]
+    assert embed["description"].startswith("I don't know that one")
+    for role in (
+        "Engineering Career Ladder",
+        "Senior Back-End Software Engineer",
+        "Site Reliability / DevOps Engineer",
+    ):
+        assert role in embed["description"]
+
+
+async def test_channels_listed_with_message_content_answer_every_message(
+    fake: FakeDiscord, service: RolecallService, tmp_path: Path
+) -> None:
+    async with running(fake, service, tmp_path, message_content=True, channels=frozenset({OTHER_CHANNEL_ID})):
+        assert fake.identify is not None and fake.identify["intents"] & MESSAGE_CONTENT_INTENT
+        await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION))  # not a listed channel
+        await fake.dispatch("MESSAGE_CREATE", fake.message_event(SRE_QUESTION, channel_id=OTHER_CHANNEL_ID))
+
+        [reply] = await fake.wait_for("POST", f"/channels/{OTHER_CHANNEL_ID}/messages")
+        assert only_embed(reply)["title"] == SRE_QUESTION
+        assert not fake.requests("POST", f"/channels/{CHANNEL_ID}/")
+
+
+async def test_stop_finishes_an_answer_in_flight_then_disconnects(
+    fake: FakeDiscord, service: RolecallService, tmp_path: Path
+) -> None:
+    async with running(fake, service, tmp_path) as bot:
+        await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION, dm=True))
+        await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/typing")  # the answer is under way
+        await bot.adapter.stop()
+        assert not bot.adapter.is_connected()
+        [reply] = fake.requests("POST", f"/channels/{DM_CHANNEL_ID}/messages")
+        assert only_embed(reply)["title"] == PAY_QUESTION
+
+
+# -- slash commands ------------------------------------------------------------------------------
+
+
+async def test_career_ask_defers_as_thinking_then_follows_up_with_the_answer(bot: Bot) -> None:
+    fake = bot.fake
+    sent = time.monotonic()
+    await fake.dispatch("INTERACTION_CREATE", fake.command_event("ask", {"question": PAY_QUESTION}))
+
+    [follow_up] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
+    [defer] = fake.requests("POST", "/interactions/")
+    assert defer.body == {"type": 5}  # deferred channel message: "Rolecall is thinking…"
+    assert defer.at - sent < 3.0 and defer.at <= follow_up.at
+    assert follow_up.query.get("wait") in ("1", "true")  # discord.py waits for the created message
+    assert not (follow_up.body.get("flags", 0) & 64)  # the answer is public
+    embed = only_embed(follow_up)
+    assert embed["title"] == PAY_QUESTION
+    assert embed["fields"][0]["name"] == "Senior Back-End Software Engineer › Pay"
+    assert follow_up.body["components"][0]["components"][0]["custom_id"] == "rolecall:vote:up"
+
+
+async def test_career_roles_lists_the_indexed_roles(bot: Bot) -> None:
+    fake = bot.fake
+    await fake.dispatch("INTERACTION_CREATE", fake.command_event("roles", dm=True))
+
+    [follow_up] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
+    assert callback_types(fake) == [5]
+    description = only_embed(follow_up)["description"]
+    assert description.splitlines() == [
+        "• Engineering Career Ladder",
+        "• Senior Back-End Software Engineer",
+        "• Site Reliability / DevOps Engineer",
+    ]
+
+
+async def test_the_career_commands_are_registered_once_with_discord(
+    fake: FakeDiscord, service: RolecallService, tmp_path: Path
+) -> None:
+    async with running(fake, service, tmp_path):
+        [put] = fake.requests("PUT", f"/applications/{APP_ID}/commands")
+        [career] = put.body
+        assert career["name"] == "career"
+        assert [option["name"] for option in career["options"]] == ["ask", "roles", "reindex"]
+        assert career["contexts"] == [0, 1] and career["integration_types"] == [0]  # servers and DMs
+        question = career["options"][0]["options"][0]
+        assert question["name"] == "question" and question["required"] is True
+    async with running(fake, service, tmp_path):
+        pass  # the same definitions are registered already: no second PUT
+    assert len(fake.requests("PUT", f"/applications/{APP_ID}/commands")) == 1
+    assert len(fake.requests("GET", f"/applications/{APP_ID}/commands")) == 2
+
+
+# -- feedback ------------------------------------------------------------------------------------
+
+
+async def test_a_vote_is_stored_and_the_buttons_are_disabled_with_thanks(bot: Bot) -> None:
+    fake = bot.fake
+    await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION, dm=True))
+    await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages")
+    [answer] = [m for m in fake.messages.values() if m["channel_id"] == str(DM_CHANNEL_ID)]
+
+    await fake.dispatch("INTERACTION_CREATE", fake.button_event(answer, "rolecall:vote:down"))
+
+    [update] = await fake.wait_for("POST", "/interactions/")
+    assert update.body["type"] == 7  # update the message the button is on
+    assert update.body["data"]["content"].startswith("Thanks for the feedback")
+    assert update.body["data"]["allowed_mentions"] == NO_PINGS
+    buttons = update.body["data"]["components"][0]["components"]
+    assert all(b["disabled"] for b in buttons)
+    [vote] = bot.records.votes()
+    assert vote.platform == "discord" and vote.vote == "down"
+    assert vote.question == PAY_QUESTION
+    assert vote.sources[0] == "senior-back-end-engineer.md"
+    assert vote.user_hash == user_hash("discord", str(USER_ID))
+
+
+# -- admin ---------------------------------------------------------------------------------------
+
+
+async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_are_answered(
+    fake: FakeDiscord, small_knowledge: Path, tmp_path: Path, real_embedder: object
+) -> None:
+    service = make_service(small_knowledge, tmp_path / "own-index", real_embedder)
+    service.open()
+    (small_knowledge / "data-scientist.md").write_text(
+        "---\ntitle: Data Scientist\n---\n# Data Scientist\n\n## Tools\n"
+        "Data scientists analyse data with Python, pandas and Jupyter notebooks and build statistical models.\n",
+        encoding="utf-8",
+    )
+    async with running(fake, service, tmp_path) as bot:
+        first = fake.command_event("reindex", dm=True, user_id=ADMIN_ID)
+        second = fake.command_event("reindex", permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD)
+        await fake.dispatch("INTERACTION_CREATE", first)
+        await fake.dispatch("INTERACTION_CREATE", second)
+        await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION, dm=True))
+
+        await fake.wait_for("POST", f"/webhooks/{APP_ID}/", count=2)
+        [during] = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages")
+        assert only_embed(during)["fields"][0]["name"] == "Senior Back-End Software Engineer › Pay"
+        for event in (first, second):
+            [defer] = fake.requests("POST", f"/interactions/{event['id']}/")
+            assert defer.body == {"type": 5, "data": {"flags": 64}}  # ephemeral "thinking"
+        replies = {c.path: c.body for c in fake.requests("POST", f"/webhooks/{APP_ID}/")}
+        assert all(body["flags"] & 64 for body in replies.values())  # only the admin sees them
+        summary = replies[f"/webhooks/{APP_ID}/{first['token']}"]["content"]
+        busy = replies[f"/webhooks/{APP_ID}/{second['token']}"]["content"]
+        assert summary.startswith("index updated") and "added: data-scientist.md" in summary
+        assert busy.startswith("A reindex is already running")
+        assert [(e.action, e.result) for e in bot.records.audit_entries()] == [
+            ("reindex", "busy"),
+            ("reindex", "allowed"),
+        ]
+
+        await fake.dispatch(
+            "MESSAGE_CREATE", fake.message_event("Which tools do data scientists use?", dm=True)
+        )
+        _, after = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages", count=2)
+        assert only_embed(after)["fields"][0]["name"] == "Data Scientist › Tools"
+
+
+async def test_a_member_with_manage_server_may_reindex(bot: Bot) -> None:
+    fake = bot.fake
+    await fake.dispatch(
+        "INTERACTION_CREATE",
+        fake.command_event(
+            "reindex", user_id=SERVER_ADMIN_ID, permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD
+        ),
+    )
+
+    [summary] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
+    assert summary.body["flags"] & 64
+    assert summary.body["content"].startswith("index already up to date")
+    assert [e.result for e in bot.records.audit_entries()] == ["allowed"]
+
+
+async def test_a_non_admin_is_refused_privately_and_the_attempt_audited(bot: Bot) -> None:
+    fake = bot.fake
+    await fake.dispatch("INTERACTION_CREATE", fake.command_event("reindex", permissions=EVERYDAY_PERMISSIONS))
+
+    [refusal] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
+    assert refusal.body["flags"] & 64
+    assert "only Rolecall admins" in refusal.body["content"]
+    [entry] = bot.records.audit_entries()
+    assert (entry.action, entry.result) == ("reindex", "refused")
+    assert entry.user_hash == user_hash("discord", str(USER_ID))
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+async def test_a_failure_gets_an_apology_with_a_reference_and_the_log_holds_no_token_or_dm_text(
+    fake: FakeDiscord, service: RolecallService, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret_question = "Pssst, what does a senior back-end engineer earn in Lisbon?"
+    async with running(fake, service, tmp_path):
+        fake.fail_next[("POST", f"/channels/{DM_CHANNEL_ID}/messages")] = 400
+        await fake.dispatch("MESSAGE_CREATE", fake.message_event(secret_question, dm=True))
+        _, apology = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages", count=2)
+
+        event = fake.command_event("ask", {"question": secret_question})
+        token_path = f"/webhooks/{APP_ID}/{event['token']}"
+        fake.fail_next[("POST", token_path)] = 400
+        await fake.dispatch("INTERACTION_CREATE", event)
+        _, command_apology = await fake.wait_for("POST", token_path, count=2)
+
+    match = re.fullmatch(r"Sorry, something went wrong \(ref ([0-9A-F]{6})\)\.", apology.body["content"])
+    assert match, apology.body
+    assert apology.body["allowed_mentions"] == NO_PINGS
+    assert command_apology.body["flags"] & 64  # private to the one who asked
+    command_ref = re.search(r"ref ([0-9A-F]{6})", command_apology.body["content"])
+    assert command_ref
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(match[1] in r.getMessage() and r.exc_info for r in errors)
+    assert any(command_ref[1] in r.getMessage() and r.exc_info for r in errors)
+    logged = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    assert TOKEN not in logged
+    assert "Lisbon" not in logged
+
+
+async def test_a_refused_privileged_intent_is_one_line_naming_it(
+    service: RolecallService, tmp_path: Path
+) -> None:
+    fake = await FakeDiscord(refuse_privileged_intents=True).start()
+    try:
+        with pytest.raises(DiscordStartError) as refused:
+            async with running(fake, service, tmp_path, message_content=True):
+                pass
+    finally:
+        await fake.stop()
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "Message Content" in message and "Bot > Privileged Gateway Intents" in message
+    assert (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY) == (DEFAULT_REST, DEFAULT_GATEWAY)
+
+
+async def test_rolecall_serve_exits_non_zero_when_discord_refuses_the_intent(
+    service: RolecallService,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake = await FakeDiscord(refuse_privileged_intents=True).start()
+    for name, value in {
+        "DISCORD_TOKEN": TOKEN,
+        "DISCORD_API_URL": f"http://127.0.0.1:{fake.port}",  # a bare host gets /api/v10
+        "DISCORD_GATEWAY_URL": fake.gateway_url,
+        "ROLECALL_DISCORD_MESSAGE_CONTENT": "true",
+        "ROLECALL_KNOWLEDGE_DIR": str(service.config.knowledge_dirs[0]),
+        "ROLECALL_INDEX_DIR": str(tmp_path / "index"),  # built by the service fixture
+        "ROLECALL_HTTP_HOST": "127.0.0.1",
+        "ROLECALL_HTTP_PORT": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    try:
+        status = await asyncio.wait_for(asyncio.to_thread(main, ["serve"]), timeout=30)
+    finally:
+        await fake.stop()
+    assert status == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("rolecall: error:")]
+    assert len(errors) == 1 and "Message Content" in errors[0]
+    assert fake.identify is not None and fake.identify["intents"] & MESSAGE_CONTENT_INTENT
+
+
+async def test_a_rejected_token_is_one_line(service: RolecallService, tmp_path: Path) -> None:
+    fake = await FakeDiscord().start()
+    fake.fail_next[("GET", "/users/@me")] = 401
+    try:
+        with pytest.raises(DiscordStartError, match="rejected DISCORD_TOKEN"):
+            async with running(fake, service, tmp_path):
+                pass
+    finally:
+        await fake.stop()
+
+
+# -- rendering limits (no network) ---------------------------------------------------------------
+
+
+def test_answer_embeds_stay_within_discords_limits() -> None:
+    long_text = " ".join(f"Sentence {i} says *something* about _pay_ and ~tools~." for i in range(300))
+    hits = tuple(
+        Hit(
+            Passage(
+                f"doc-{i}.md",
+                f"Role {i} " + "x" * 300,
+                f"Role {i} > " + " > ".join(["Heading"] * 60),
+                long_text,
+            ),
+            0.9 - i / 100,
+            "Sentence 150 says *something* about _pay_ and ~tools~." * 30,
+        )
+        for i in range(10)
+    )
+    question = "Why? " * 200
+    embed = answer_embed(Answer(question, hits, ("Role",) * 5, notes=("note " * 300,)))
+    payload = embed.to_dict()
+    assert len(embed) <= EMBED_TOTAL_LIMIT
+    assert len(payload["title"]) <= TITLE_LIMIT
+    assert len(payload.get("description", "")) <= DESCRIPTION_LIMIT
+    assert len(payload["footer"]["text"]) <= FOOTER_LIMIT
+    assert 1 <= len(payload["fields"]) <= 25
+    for embed_field in payload["fields"]:
+        assert len(embed_field["name"]) <= FIELD_NAME_LIMIT
+        assert 0 < len(embed_field["value"]) <= FIELD_VALUE_LIMIT
+        assert embed_field["value"].startswith("**") or "**" in embed_field["value"]
+
+    refusal = answer_embed(Answer("pizza?", (), tuple(f"Role number {i}" for i in range(1000))))
+    assert len(refusal.description or "") <= DESCRIPTION_LIMIT and len(refusal) <= EMBED_TOTAL_LIMIT
+
+
+def test_markdown_in_passages_is_escaped_around_the_bold_sentence() -> None:
+    text = "Use *args and **kwargs in Python. Senior engineers earn $120,000 a year. Ask in #jobs_board."
+    hit = Hit(Passage("pay.md", "Pay", "Pay > Money", text), 0.8, "Senior engineers earn $120,000 a year.")
+    [embed_field] = answer_embed(Answer("pay?", (hit,))).to_dict()["fields"]
+    assert embed_field["name"] == "Pay › Money"
+    assert embed_field["value"] == (
+        r"Use \*args and \*\*kwargs in Python. **Senior engineers earn $120,000 a year.** Ask in #jobs\_board."
+    )
+
+
+def test_the_config_from_settings_keeps_the_token_out_of_its_repr() -> None:
+    from bot.settings import load_settings
+
+    settings = load_settings(DISCORD_TOKEN=TOKEN, ROLECALL_DISCORD_CHANNELS="1, 2")
+    config = DiscordConfig.from_settings(settings)
+    assert config.token == TOKEN and config.channels == frozenset({1, 2})
+    assert TOKEN not in repr(config)
+    assert discord.AllowedMentions.none().to_dict() == NO_PINGS
