@@ -36,11 +36,19 @@ def main() -> None:
         service.open()
         ours = evaluate(cases, service.ask_many)
         ours_seconds = time.perf_counter() - started
+        # The same index and model, ranked by reciprocal rank fusion instead of the weighted sum.
+        rrf_service = RolecallService(ServiceConfig(**{**config.__dict__, "fusion": "rrf"}), service.embedder)
+        started = time.perf_counter()
+        rrf_service.open()
+        rrf = evaluate(cases, rrf_service.ask_many)
+        rrf_seconds = time.perf_counter() - started
     naive = NaivePipeline.build(list(folders))
     theirs = evaluate(cases, lambda qs: [Answer(q, tuple(h)) for q, h in zip(qs, naive.search(qs), strict=True)])
     print(f"eval file: {args.eval_file} over {', '.join(map(str, folders))}")
     _row("rolecall", ours, ours_seconds)
+    _row("rrf", rrf, rrf_seconds)
     _row("naive", theirs, naive.build_seconds)
+    print("rolecall: weighted sum of cosine and BM25 (the default); rrf: reciprocal rank fusion, same index")
     print("naive: paragraphs split on blank lines, same model, IndexFlatIP, no relevance floor")
     if args.misses:
         for question in ours.misses:

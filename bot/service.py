@@ -13,7 +13,7 @@ from bot.settings import Settings
 from index.builder import BuildReport, build_index
 from index.embedding import Embedder, ModelSpec, SentenceTransformerEmbedder, resolve_model
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
-from index.retrieval import Retriever
+from index.retrieval import Fusion, Retriever
 from index.search import SearchIndex
 from index.store import IndexBusyError, check_compatible
 
@@ -34,6 +34,7 @@ class ServiceConfig:
     top_k: int
     min_score: float
     max_file_bytes: int
+    fusion: Fusion = "weighted"  # "rrf" only to measure reciprocal rank fusion against it (bench/quality.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
@@ -80,7 +81,7 @@ class RolecallService:
 
     def _install(self, search_index: SearchIndex) -> None:
         with self._swap_lock:
-            self._retriever = Retriever(search_index, self.embedder)
+            self._retriever = Retriever(search_index, self.embedder, self.config.fusion)
 
     @property
     def retriever(self) -> Retriever:

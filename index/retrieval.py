@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -26,6 +27,9 @@ CANDIDATES = 40
 KEYWORD_WEIGHT = 0.2
 ROLE_BOOST = 0.1
 PER_SECTION = 2
+RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
+
+Fusion = Literal["weighted", "rrf"]
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,10 @@ class Ranked:
 class Retriever:
     """Hybrid retrieval over one SearchIndex with one query embedder."""
 
-    def __init__(self, search_index: SearchIndex, embedder: Embedder) -> None:
+    def __init__(self, search_index: SearchIndex, embedder: Embedder, fusion: Fusion = "weighted") -> None:
         self.index = search_index
         self.embedder = embedder
+        self.fusion = fusion
 
     def retrieve(self, question: str, k: int) -> list[Hit]:
         """The top `k` passages for a question, best first, each with its highlighted sentence."""
@@ -79,10 +84,20 @@ class Retriever:
         cosines = index.cosine(vector, ids)
         keyword_part = keyword_scores[ids] / best_keyword if best_keyword > 0 else np.zeros(len(ids))
         preferred = set(roles)
-        ranked = []
-        for pid, cosine, keyword in zip(ids, cosines, keyword_part, strict=True):
-            boost = ROLE_BOOST if index.passages[pid].source in preferred else 0.0
-            ranked.append(Ranked(pid, float(cosine), float(cosine + KEYWORD_WEIGHT * keyword + boost)))
+        if self.fusion == "rrf":
+            dense_rank = {int(pid): rank for rank, pid in enumerate(i for i in dense_ids[0] if i >= 0)}
+            keyword_rank = {int(pid): rank for rank, pid in enumerate(keyword_ids)}
+            fused = [
+                sum(1.0 / (RRF_K + 1 + r[pid]) for r in (dense_rank, keyword_rank) if pid in r)
+                + (1.0 / (RRF_K + 1) if index.passages[pid].source in preferred else 0.0)
+                for pid in ids
+            ]
+        else:
+            fused = [
+                float(cosine + KEYWORD_WEIGHT * keyword + (ROLE_BOOST if index.passages[pid].source in preferred else 0.0))
+                for pid, cosine, keyword in zip(ids, cosines, keyword_part, strict=True)
+            ]
+        ranked = [Ranked(pid, float(c), f) for pid, c, f in zip(ids, cosines, fused, strict=True)]
         ranked.sort(key=lambda r: r.fused, reverse=True)
         return ranked
 
