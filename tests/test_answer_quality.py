@@ -1,0 +1,77 @@
+"""Answer-quality behaviour on the bundled knowledge: aliases, jargon, comparisons, duplicates, refusals."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from bot.service import RolecallService
+from index.chunking import split_sentences
+from index.embedding import SentenceTransformerEmbedder
+from tests.conftest import BUNDLED_KNOWLEDGE, make_service
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> RolecallService:
+    service = make_service(BUNDLED_KNOWLEDGE, tmp_path_factory.mktemp("bundled") / "idx", real_embedder)
+    service.open()
+    return service
+
+
+def test_an_alias_from_front_matter_finds_the_role(bundled: RolecallService) -> None:
+    top = bundled.ask("What does an SRE earn?").hits[0]
+    assert top.passage.source == "site-reliability-engineer.md"
+    assert top.passage.section.endswith("> Pay")
+
+
+def test_abbreviations_and_jargon_are_normalised(bundled: RolecallService) -> None:
+    top = bundled.ask("sr backend dev comp").hits[0]
+    assert (top.passage.source, top.passage.section) == (
+        "senior-back-end-engineer.md",
+        "Senior Back-End Software Engineer > Pay",
+    )
+    slang = bundled.ask("comp for a SWE").hits[0].passage
+    plain = bundled.ask("salary of a software engineer").hits[0].passage
+    assert slang == plain
+
+
+def test_a_comparison_returns_both_roles_side_by_side(bundled: RolecallService) -> None:
+    hits = bundled.ask("senior vs staff engineer, what's the difference?").hits
+    assert {h.passage.source for h in hits[:2]} == {"senior-software-engineer.md", "staff-engineer.md"}
+
+
+def test_exact_terms_are_found(bundled: RolecallService) -> None:
+    assert "Kubernetes" in bundled.ask("Kubernetes").hits[0].passage.text
+    assert any("TDD" in h.passage.text for h in bundled.ask("TDD").hits)
+
+
+QUESTIONS = [
+    "What does a data engineer do?",
+    "how do I become a staff engineer",
+    "skills for a machine learning engineer",
+    "what tools does a front-end engineer use",
+    "how are promotions decided",
+]
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_no_near_duplicates_and_at_most_two_passages_per_section(bundled: RolecallService, question: str) -> None:
+    hits = bundled.ask(question).hits
+    assert len(hits) >= 2
+    for i, a in enumerate(hits):
+        for b in hits[i + 1 :]:
+            shared = set(split_sentences(a.passage.text)) & set(split_sentences(b.passage.text))
+            assert len(shared) * 2 < len(split_sentences(b.passage.text)), (a.passage.section, b.passage.section)
+        assert a.highlight in split_sentences(a.passage.text)
+    per_section = Counter((h.passage.source, h.passage.section) for h in hits)
+    assert max(per_section.values()) <= 2
+
+
+@pytest.mark.parametrize(
+    "question", ["who won the world cup in 2018?", "banana bread recipe", "how do I fix a flat bike tyre?"]
+)
+def test_off_topic_questions_get_no_passages_and_the_known_roles(bundled: RolecallService, question: str) -> None:
+    answer = bundled.ask(question)
+    assert not answer.answered and not answer.hits
+    assert "Staff Engineer" in answer.refusal_text()
