@@ -27,7 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         return int(args.handler(args, settings))
     except RolecallError as exc:
-        print(f"rolecall: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"rolecall: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
