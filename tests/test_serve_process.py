@@ -65,12 +65,21 @@ async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
         return 0, ""
 
 
+async def docker_healthcheck(env: dict[str, str]) -> int:
+    """The Dockerfile's HEALTHCHECK command, run without blocking the loop the fake Slack runs on."""
+    check = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.healthcheck", cwd=REPO, env=env, stdout=subprocess.DEVNULL
+    )
+    return await asyncio.wait_for(check.wait(), 60)
+
+
 async def test_serve_reports_health_and_metrics_and_finishes_answers_on_sigterm(
     tmp_path: Path, real_embedder: Any
 ) -> None:
     knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
     make_service(knowledge, tmp_path / "index", real_embedder).open()  # so the process starts quickly
-    fake = await HoldingSlack().start()
+    fake = HoldingSlack()
+    await fake.start()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = serve_env(
@@ -106,6 +115,7 @@ async def test_serve_reports_health_and_metrics_and_finishes_answers_on_sigterm(
             health = json.loads(body)
             assert health["status"] == "ok" and health["adapters"] == {"slack": True}
             assert health["index"]["loaded"] and health["index"]["passages"] > 0
+            assert await docker_healthcheck(env) == 0  # the image's HEALTHCHECK command agrees
 
             # One question answered, and counted.
             assert (await slack.event(dm_event("D1", "1700000200.000001")))[0] == 200
@@ -130,6 +140,7 @@ async def test_serve_reports_health_and_metrics_and_finishes_answers_on_sigterm(
                     break
                 await asyncio.sleep(0.05)
             assert await stopping()
+            assert await docker_healthcheck(env) == 1
             # New questions are no longer taken: not acknowledged, so Slack would retry them elsewhere.
             assert (await slack.event(dm_event("D3", "1700000200.000003")))[0] == 503
 
