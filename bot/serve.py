@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
+WATCH_STOP_SECONDS = 30.0
 
 
 class Adapter(Protocol):
@@ -97,9 +98,13 @@ async def run_adapters(
     *,
     service: RolecallService | None = None,
     metrics: Metrics | None = None,
+    watch: bool = False,
 ) -> None:
     """Serve HTTP (adapter routes, /healthz, /metrics), open the index if needed, start the adapters,
-    wait for SIGTERM/SIGINT (or `stop`), then stop taking questions, finish those in flight and close."""
+    wait for SIGTERM/SIGINT (or `stop`), then stop taking questions, finish those in flight and close.
+
+    With `watch`, the service's knowledge folders are reindexed in the background when they change.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
@@ -117,6 +122,7 @@ async def run_adapters(
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info("listening on %s:%s (%s, %s)", host, port, HEALTH_PATH, METRICS_PATH)
+    watcher: asyncio.Task[None] | None = None
     try:
         if service is not None and not service.is_loaded:
             await asyncio.to_thread(service.open, log.info)
@@ -125,17 +131,26 @@ async def run_adapters(
             await adapter.start()
             log.info("%s adapter started", adapter.name)
         ops.started = True
+        if watch and service is not None:
+            from bot.watch import watch_knowledge
+
+            watcher = asyncio.create_task(watch_knowledge(service, stop), name="rolecall-watch")
         await stop.wait()
         ops.stopping = True
         log.info("stopping: no new questions; finishing the ones in flight")
     finally:
         ops.stopping = True
+        stop.set()
         for adapter in adapters:
             try:
                 await adapter.stop()
             except Exception:
                 log.exception("error while stopping the %s adapter", adapter.name)
         await runner.cleanup()
+        if watcher is not None:  # a reindex it started runs in a thread: let it finish, bounded
+            done, _ = await asyncio.wait({watcher}, timeout=WATCH_STOP_SECONDS)
+            if not done:
+                watcher.cancel()
         for signum in handled:
             loop.remove_signal_handler(signum)
         log.info("stopped")
@@ -186,6 +201,13 @@ def serve(settings: Settings) -> int:
     )
     adapters = build_adapters(settings, service, admin, conversation)
     asyncio.run(
-        run_adapters(adapters, settings.http_host, settings.http_port, service=service, metrics=metrics)
+        run_adapters(
+            adapters,
+            settings.http_host,
+            settings.http_port,
+            service=service,
+            metrics=metrics,
+            watch=settings.watch,
+        )
     )
     return 0

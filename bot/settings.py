@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         alias="ROLECALL_MAX_QUESTION_CHARS",
         description="longer questions are cut to this many characters, and the answer says so",
     )
+    watch: bool = Field(
+        default=False,
+        alias="ROLECALL_WATCH",
+        description="`rolecall serve` reindexes in the background when a knowledge folder changes (debounced)",
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None, alias="SLACK_BOT_TOKEN", description="Slack Bot User OAuth Token (`xoxb-…`)"
