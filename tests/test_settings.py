@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, settings_table
+from tests.conftest import REPO
 
 
 def test_defaults_for_the_operations_settings() -> None:
@@ -53,3 +55,11 @@ def test_every_invalid_variable_is_one_line_naming_it(
         monkeypatch.delenv("ROLECALL_MAX_QUESTION_CHARS")
         monkeypatch.setenv("ROLECALL_LOG_LEVEL", "loud")
         load_settings()
+
+
+def test_the_operations_guide_lists_every_setting_with_its_default() -> None:
+    guide = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert settings_table() in guide, "regenerate the table with: python -m bot.settings"
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", guide, flags=re.MULTILINE))
+    assert documented >= {field.alias for field in Settings.model_fields.values()}
+    assert "| `ROLECALL_RATE_LIMIT` | `10` |" in guide
