@@ -416,6 +416,8 @@ class SlackAdapter:
                 parse="none",
                 unfurl_links=False,
             )
+            if reacted:
+                await self._react(client, "remove", channel, ts)
             return
         answer = reply.answer
         await client.chat_postMessage(

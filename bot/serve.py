@@ -128,6 +128,8 @@ async def run_adapters(
             await asyncio.to_thread(service.open, log.info)
         log.info("index ready: %d passages", service.passage_count if service else 0)
         for adapter in adapters:
+            if stop.is_set():  # SIGTERM while the index was being built: do not connect at all
+                break
             await adapter.start()
             log.info("%s adapter started", adapter.name)
         ops.started = True
