@@ -124,9 +124,10 @@ async def run_adapters(
     log.info("listening on %s:%s (%s, %s)", host, port, HEALTH_PATH, METRICS_PATH)
     watcher: asyncio.Task[None] | None = None
     try:
-        if service is not None and not service.is_loaded:
-            await asyncio.to_thread(service.open, log.info)
-        log.info("index ready: %d passages", service.passage_count if service else 0)
+        if service is not None:
+            if not service.is_loaded:
+                await asyncio.to_thread(service.open, log.info)
+            log.info("index ready: %d passages", service.passage_count)
         for adapter in adapters:
             if stop.is_set():  # SIGTERM while the index was being built: do not connect at all
                 break
