@@ -61,6 +61,11 @@ class Metrics:
             registry=self.registry,
         )
 
+    def declare_platform(self, platform: str) -> None:
+        """Show every outcome of a platform as 0 from the start, so rates and alerts have a series."""
+        for outcome in OUTCOMES:
+            self.questions.labels(platform=platform, outcome=outcome)
+
     def count_question(self, platform: str, outcome: Outcome, seconds: float | None = None) -> None:
         """One question and what became of it; `seconds` is the answer time when one was computed."""
         self.questions.labels(platform=platform, outcome=outcome).inc()

@@ -57,6 +57,8 @@ class OpsEndpoints:
         self.adapters = adapters
         self.service = service
         self.metrics = metrics
+        for adapter in adapters:
+            metrics.declare_platform(adapter.name)
         self.started = False  # every adapter has started
         self.stopping = False  # SIGTERM (or `stop`) received
 

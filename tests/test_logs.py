@@ -26,7 +26,7 @@ def restore_root() -> Iterator[None]:
 def test_json_format_is_one_object_per_line_with_the_traceback(restore_root: None) -> None:
     stream = io.StringIO()
     setup_logging("info", "json", stream)
-    log = logging.getLogger("rolecall.test")
+    log = logging.getLogger("tests.logs")
     log.debug("not shown at INFO")
     log.info("answered a %s in %.2fs", "DM", 0.25)
     try:
@@ -37,7 +37,7 @@ def test_json_format_is_one_object_per_line_with_the_traceback(restore_root: Non
     assert len(lines) == 2
     first, second = (json.loads(line) for line in lines)
     assert first["message"] == "answered a DM in 0.25s"
-    assert first["level"] == "INFO" and first["logger"] == "rolecall.test"
+    assert first["level"] == "INFO" and first["logger"] == "tests.logs"
     assert first["time"].endswith("Z") and "T" in first["time"]
     assert second["level"] == "ERROR" and second["message"] == "failed ref=ABC123"
     assert "ValueError: boom" in second["exception"] and "Traceback" in second["exception"]
@@ -47,8 +47,8 @@ def test_text_format_is_readable_and_setting_up_twice_keeps_one_handler(restore_
     first, second = io.StringIO(), io.StringIO()
     setup_logging("DEBUG", "json", first)
     setup_logging("WARNING", "text", second)
-    logging.getLogger("rolecall.test").info("hidden")
-    logging.getLogger("rolecall.test").warning("disk %d%% full", 91)
+    logging.getLogger("tests.logs").info("hidden")
+    logging.getLogger("tests.logs").warning("disk %d%% full", 91)
     assert first.getvalue() == ""
     [line] = second.getvalue().splitlines()
-    assert line.endswith(" WARNING rolecall.test: disk 91% full")
+    assert line.endswith(" WARNING tests.logs: disk 91% full")

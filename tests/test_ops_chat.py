@@ -262,6 +262,8 @@ async def test_discord_eleventh_question_in_a_minute_gets_the_limit_reply(
         await fake.stop()
     assert value(samples, "rolecall_questions_total", platform="discord", outcome="answered") == 11
     assert value(samples, "rolecall_questions_total", platform="discord", outcome="rate_limited") == 1
+    for outcome in ("refused", "error"):  # declared up front, so dashboards and alerts see a 0
+        assert value(samples, "rolecall_questions_total", platform="discord", outcome=outcome) == 0
 
 
 async def test_an_off_topic_question_counts_as_refused_and_a_failure_as_error(
