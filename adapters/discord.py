@@ -31,6 +31,7 @@ from discord.http import Route
 
 from adapters.discord_embeds import answer_embed, clip_content, roles_embed, vote_subject
 from bot.answer import Question
+from bot.conversation import Conversation
 from index.errors import RolecallError
 
 if TYPE_CHECKING:
@@ -304,10 +305,17 @@ class DiscordAdapter:
 
     name = "discord"
 
-    def __init__(self, config: DiscordConfig, service: RolecallService, admin: AdminActions) -> None:
+    def __init__(
+        self,
+        config: DiscordConfig,
+        service: RolecallService,
+        admin: AdminActions,
+        conversation: Conversation | None = None,
+    ) -> None:
         self.config = config
         self.service = service
         self.admin = admin
+        self.conversation = conversation or Conversation(service, admin.records)
         self._endpoints = _Endpoints(config.api_url, config.gateway_url)
         self._client: RolecallClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -316,9 +324,13 @@ class DiscordAdapter:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, service: RolecallService, admin: AdminActions
+        cls,
+        settings: Settings,
+        service: RolecallService,
+        admin: AdminActions,
+        conversation: Conversation | None = None,
     ) -> DiscordAdapter:
-        return cls(DiscordConfig.from_settings(settings), service, admin)
+        return cls(DiscordConfig.from_settings(settings), service, admin, conversation)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -492,8 +504,11 @@ class DiscordAdapter:
             )
             log.info("Discord: question from a %s", "DM" if message.guild is None else "server channel")
             async with _typing(message.channel):
-                answer = await self.service.ask_async(question.text)
-            await self._send(message, embed=answer_embed(answer), view=vote_view())
+                reply = await self.conversation.ask(question)
+            if reply.answer is None:  # rate limited
+                await self._send(message, content=clip_content(reply.text))
+                return
+            await self._send(message, embed=answer_embed(reply.answer), view=vote_view())
 
     def _question_text(self, message: discord.Message, me: discord.ClientUser) -> str | None:
         """The question in a message meant for the bot, '' for a bare mention, None when not for us."""
@@ -541,9 +556,12 @@ class DiscordAdapter:
                 channel=str(interaction.channel_id or ""),
                 platform=PLATFORM,
             )
-            answer = await self.service.ask_async(question.text)
+            reply = await self.conversation.ask(question)
+            if reply.answer is None:  # rate limited
+                await interaction.followup.send(clip_content(reply.text), allowed_mentions=NO_PINGS)
+                return
             await interaction.followup.send(
-                embed=answer_embed(answer), view=vote_view(), allowed_mentions=NO_PINGS
+                embed=answer_embed(reply.answer), view=vote_view(), allowed_mentions=NO_PINGS
             )
 
     async def roles_command(self, interaction: discord.Interaction[Any]) -> None:
@@ -577,13 +595,8 @@ class DiscordAdapter:
             try:
                 embeds = interaction.message.embeds if interaction.message else []
                 question, sources = vote_subject(embeds[0] if embeds else None)
-                await asyncio.to_thread(
-                    self.admin.records.record_vote,
-                    PLATFORM,
-                    str(interaction.user.id),
-                    question,
-                    sources,
-                    vote,
+                await self.conversation.record_vote(
+                    PLATFORM, str(interaction.user.id), question, sources, vote
                 )
                 await interaction.response.edit_message(
                     content=THANKS[vote], view=voted_view(vote), allowed_mentions=NO_PINGS

@@ -49,9 +49,10 @@ def answer_embed(answer: Answer) -> discord.Embed:
     """The question as title, one field per passage, the sources in the footer; the refusal lists roles."""
     title = clip(answer.question, TITLE_LIMIT) or "Your question"
     if not answer.answered:
+        notes = "".join(f"*{note}*\n\n" for note in answer.notes)
         return discord.Embed(
             title=title,
-            description=clip(discord.utils.escape_markdown(answer.refusal_text()), DESCRIPTION_LIMIT),
+            description=clip(notes + discord.utils.escape_markdown(answer.refusal_text()), DESCRIPTION_LIMIT),
             colour=REFUSAL_COLOUR,
         )
     embed = discord.Embed(title=title, colour=ANSWER_COLOUR)

@@ -41,6 +41,7 @@ from adapters.slack_blocks import (
 )
 from bot.admin import AdminActions
 from bot.answer import Answer, Question
+from bot.conversation import Conversation
 from bot.records import user_hash
 from bot.service import RolecallService
 from bot.settings import Settings
@@ -194,10 +195,12 @@ class SlackAdapter:
         *,
         working_sign_after: float = 1.0,
         stop_timeout: float = 20.0,
+        conversation: Conversation | None = None,
     ) -> None:
         self.config = config
         self.service = service
         self.admin = admin
+        self.conversation = conversation or Conversation(service, admin.records)
         self.working_sign_after = working_sign_after
         self.stop_timeout = stop_timeout
         self.seen = SeenEvents()
@@ -223,9 +226,15 @@ class SlackAdapter:
         self._register()
 
     @classmethod
-    def from_settings(cls, settings: Settings, service: RolecallService, admin: AdminActions) -> SlackAdapter:
+    def from_settings(
+        cls,
+        settings: Settings,
+        service: RolecallService,
+        admin: AdminActions,
+        conversation: Conversation | None = None,
+    ) -> SlackAdapter:
         """Validate the Slack settings (one-line SlackConfigError) and build the adapter."""
-        return cls(SlackConfig.from_settings(settings), service, admin)
+        return cls(SlackConfig.from_settings(settings), service, admin, conversation=conversation)
 
     # -- the Adapter protocol ------------------------------------------------------------------
 
@@ -398,7 +407,19 @@ class SlackAdapter:
             return await self._react(client, "add", channel, ts)
 
         started = time.monotonic()
-        answer, reacted = await self._with_working_sign(self.service.ask_async(question.text), add_reaction)
+        reply, reacted = await self._with_working_sign(self.conversation.ask(question), add_reaction)
+        if reply.answer is None:  # rate limited
+            await client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_ts,
+                text=escape(reply.text),
+                parse="none",
+                unfurl_links=False,
+            )
+            if reacted:
+                await self._react(client, "remove", channel, ts)
+            return
+        answer = reply.answer
         await client.chat_postMessage(
             channel=channel,
             thread_ts=thread_ts,
@@ -448,7 +469,13 @@ class SlackAdapter:
             return True
 
         started = time.monotonic()
-        answer, replaced = await self._with_working_sign(self.service.ask_async(question.text), placeholder)
+        reply, replaced = await self._with_working_sign(self.conversation.ask(question), placeholder)
+        if reply.answer is None:  # rate limited
+            await respond(
+                text=escape(reply.text), response_type="ephemeral", replace_original=replaced or None
+            )
+            return
+        answer = reply.answer
         await respond(
             text=answer_text(answer),
             blocks=answer_blocks(answer, shareable=True),
@@ -502,7 +529,7 @@ class SlackAdapter:
         vote = "up" if action.get("action_id") == VOTE_UP else "down"
         question, sources = read_button_value(str(action.get("value", "")))
         user_id = str((body.get("user") or {}).get("id", ""))
-        await asyncio.to_thread(self.admin.records.record_vote, PLATFORM, user_id, question, sources, vote)
+        await self.conversation.record_vote(PLATFORM, user_id, question, sources, vote)
         log.info("Slack vote %s from %s", vote, user_hash(PLATFORM, user_id))
         container = body.get("container") or {}
         message = body.get("message") or {}

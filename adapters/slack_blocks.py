@@ -173,6 +173,7 @@ def answer_blocks(
 ) -> list[Block]:
     """The answer as Block Kit: the question, each passage with its source, then 👍 / 👎 (and Share)."""
     blocks: list[Block] = [section(f"*You asked:* {escape(answer.question)}")]
+    blocks.extend(context(f"_{escape(note)}_") for note in answer.notes)
     if answer.answered:
         for number, hit in enumerate(answer.hits, start=1):
             blocks.append(section(passage_text(hit, number)))

@@ -1,20 +1,25 @@
-"""The `rolecall` command line: index, ask, chat, eval and serve."""
+"""The `rolecall` command line: index, ask, chat, eval, serve, feedback and audit."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from bot.admin import report_text
-from bot.console import chat_loop, is_styled, render_answer
+from bot.console import chat_loop, is_styled, render_answer, render_table
 from bot.evaluation import evaluate, read_cases
+from bot.records import RecordStore
 from bot.service import RolecallService, ServiceConfig
 from bot.settings import Settings, load_settings
 from index.errors import RolecallError
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,7 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         return int(args.handler(args, settings))
     except RolecallError as exc:
-        print(f"rolecall: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"rolecall: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -73,8 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     with_locations(evaluation)
     evaluation.set_defaults(handler=_cmd_eval)
 
-    serve = commands.add_parser("serve", help="run the configured chat adapters (Slack, Discord)")
+    serve = commands.add_parser(
+        "serve", help="run the configured chat adapters (Slack, Discord) with /healthz and /metrics"
+    )
     serve.set_defaults(handler=_cmd_serve)
+
+    feedback = commands.add_parser("feedback", help="print the stored 👍/👎 votes as a table")
+    feedback.add_argument("--last", type=int, default=None, metavar="N", help="only the N most recent")
+    feedback.set_defaults(handler=_cmd_feedback)
+
+    audit = commands.add_parser("audit", help="print the audited admin actions as a table")
+    audit.add_argument("--last", type=int, default=None, metavar="N", help="only the N most recent")
+    audit.set_defaults(handler=_cmd_audit)
     return parser
 
 
@@ -143,6 +159,43 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.serve import serve
 
     return serve(settings)
+
+
+def _read_store(store: RecordStore, read: Callable[[], list[T]]) -> list[T]:
+    """Rows from the record store; none when it does not exist yet, a one-line error when unreadable."""
+    if not store.path.exists():
+        return []
+    try:
+        return read()
+    except (sqlite3.Error, OSError) as exc:
+        raise RolecallError(f"cannot read the record store {store.path}: {exc}") from None
+
+
+def _cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    store = RecordStore(settings.database_path)
+    votes = _read_store(store, store.votes)
+    if not votes:
+        print(f"no feedback votes yet ({store.path})")
+        return 0
+    shown = votes[-args.last :] if args.last else votes
+    rows = [(v.at, v.platform, v.user_hash, v.vote, v.question, ", ".join(v.sources)) for v in shown]
+    print(render_table(("time (UTC)", "platform", "user", "vote", "question", "sources"), rows))
+    ups = sum(1 for v in votes if v.vote == "up")
+    print(f"\n{len(votes)} votes: {ups} up, {len(votes) - ups} down")
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    store = RecordStore(settings.database_path)
+    entries = _read_store(store, store.audit_entries)
+    if not entries:
+        print(f"no admin actions recorded yet ({store.path})")
+        return 0
+    shown = entries[-args.last :] if args.last else entries
+    rows = [(e.at, e.platform, e.user_hash, e.action, e.result, e.detail) for e in shown]
+    print(render_table(("time (UTC)", "platform", "user", "action", "result", "detail"), rows))
+    print(f"\n{len(entries)} admin action{'s' if len(entries) != 1 else ''}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TextIO
 
 from bot.answer import Answer, context_around
@@ -27,6 +27,22 @@ def render_answer(answer: Answer, styled: bool) -> str:
         )
     blocks.extend(f"({note})" for note in answer.notes)
     return "\n\n".join(blocks)
+
+
+def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_cell: int = 60) -> str:
+    """Rows as aligned plain-text columns; a cell longer than `max_cell` ends in …, line breaks become spaces."""
+
+    def cell(value: str) -> str:
+        flat = " ".join(str(value).split())
+        return flat if len(flat) <= max_cell else flat[: max_cell - 1] + "…"
+
+    body = [[cell(value) for value in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in body)]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in body)])
 
 
 def is_styled(stream: TextIO) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.answer import Answer
+from bot.metrics import Metrics, ReindexResult
 from bot.settings import Settings
 from index.builder import BuildReport, build_index
 from index.embedding import Embedder, ModelSpec, SentenceTransformerEmbedder, resolve_model
@@ -51,8 +53,11 @@ class ServiceConfig:
 class RolecallService:
     """ask() and reindex() over one index folder; the embedding model is loaded once and shared."""
 
-    def __init__(self, config: ServiceConfig, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, config: ServiceConfig, embedder: Embedder | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         spec = resolve_model(config.model or None)
         self.embedder: Embedder = embedder or SentenceTransformerEmbedder(spec)
         # The manifest records the embedder that made the vectors; the tokenizer stays the model's.
@@ -82,6 +87,18 @@ class RolecallService:
     def _install(self, search_index: SearchIndex) -> None:
         with self._swap_lock:
             self._retriever = Retriever(search_index, self.embedder, self.config.fusion)
+        self.metrics.passages.set(len(search_index))
+
+    @property
+    def is_loaded(self) -> bool:
+        """True once an index is open and answering."""
+        return self._retriever is not None
+
+    @property
+    def passage_count(self) -> int:
+        """Passages in the live index, 0 before one is open."""
+        retriever = self._retriever
+        return len(retriever.index) if retriever is not None else 0
 
     @property
     def retriever(self) -> Retriever:
@@ -119,7 +136,10 @@ class RolecallService:
     def reindex(self, progress: Notify | None = None, show_progress_bar: bool = False) -> BuildReport:
         """Refresh the index from the knowledge folders and swap it in; one reindex at a time."""
         if not self._reindex_lock.acquire(blocking=False):
+            self.metrics.count_reindex("busy", None, time.time())
             raise ReindexBusyError("a reindex is already running; wait for it to finish")
+        started = time.monotonic()
+        result: ReindexResult = "failed"
         try:
             try:
                 report = build_index(
@@ -132,11 +152,14 @@ class RolecallService:
                     show_progress_bar,
                 )
             except IndexBusyError as exc:
+                result = "busy"  # another process is building this index folder
                 raise ReindexBusyError(str(exc)) from exc
             if report.wrote_new_version or self._retriever is None:
                 self._install(self._open_index())
+            result = "ok"
             return report
         finally:
+            self.metrics.count_reindex(result, time.monotonic() - started, time.time())
             self._reindex_lock.release()
 
     def _folders(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,9 @@ def default_data_dir() -> Path:
     return Path(user_data_dir("rolecall", appauthor=False))
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
 class SettingsError(RolecallError):
     """A setting has an invalid value; the message names the variable."""
 
@@ -29,30 +33,129 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    data_dir: Path = Field(default_factory=default_data_dir, alias="ROLECALL_DATA_DIR")
-    index_dir_override: Path | None = Field(default=None, alias="ROLECALL_INDEX_DIR")
-    knowledge_path: str = Field(default="", alias="ROLECALL_KNOWLEDGE_DIR")
-    model: str = Field(default="", alias="ROLECALL_MODEL")
-    top_k: int = Field(default=3, ge=1, le=10, alias="ROLECALL_TOP_K")
-    min_score: float = Field(default=0.42, ge=-1.0, le=1.0, alias="ROLECALL_MIN_SCORE")
-    max_file_mb: float = Field(default=20.0, gt=0, alias="ROLECALL_MAX_FILE_MB")
-    log_level: str = Field(default="INFO", alias="ROLECALL_LOG_LEVEL")
-    admins_list: str = Field(default="", alias="ROLECALL_ADMINS")
-    http_host: str = Field(default="0.0.0.0", alias="ROLECALL_HTTP_HOST")
-    http_port: int = Field(default=3000, ge=0, le=65535, alias="ROLECALL_HTTP_PORT")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        alias="ROLECALL_DATA_DIR",
+        description="where the index and the feedback/audit store live",
+    )
+    index_dir_override: Path | None = Field(
+        default=None, alias="ROLECALL_INDEX_DIR", description="the index folder (`--index` overrides)"
+    )
+    knowledge_path: str = Field(
+        default="",
+        alias="ROLECALL_KNOWLEDGE_DIR",
+        description="knowledge folders, separated by `:` (`os.pathsep`); `--knowledge` overrides",
+    )
+    model: str = Field(
+        default="",
+        alias="ROLECALL_MODEL",
+        description="a local model folder or a model id already in the local Hugging Face cache",
+    )
+    top_k: int = Field(
+        default=3, ge=1, le=10, alias="ROLECALL_TOP_K", description="passages per answer (1–10)"
+    )
+    min_score: float = Field(
+        default=0.42,
+        ge=-1.0,
+        le=1.0,
+        alias="ROLECALL_MIN_SCORE",
+        description="relevance floor (cosine); below it the bot says it does not know",
+    )
+    max_file_mb: float = Field(
+        default=20.0,
+        gt=0,
+        alias="ROLECALL_MAX_FILE_MB",
+        description="larger documents are skipped with a reason",
+    )
+    log_level: LogLevel = Field(
+        default="INFO", alias="ROLECALL_LOG_LEVEL", description="DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        alias="ROLECALL_LOG_FORMAT",
+        description="`text` (one readable line per event) or `json` (one JSON object per line)",
+    )
+    admins_list: str = Field(
+        default="",
+        alias="ROLECALL_ADMINS",
+        description="who may reindex from chat: `platform:user id`, comma-separated (e.g. `slack:U123,discord:4567`)",
+    )
+    http_host: str = Field(
+        default="0.0.0.0",
+        alias="ROLECALL_HTTP_HOST",
+        description="address of the HTTP server (`/healthz`, `/metrics`, Slack HTTP events)",
+    )
+    http_port: int = Field(
+        default=3000, ge=0, le=65535, alias="ROLECALL_HTTP_PORT", description="port of that HTTP server"
+    )
+    rate_limit: int = Field(
+        default=10,
+        ge=0,
+        alias="ROLECALL_RATE_LIMIT",
+        description="questions one user may ask per minute; 0 turns the limit off",
+    )
+    max_question_chars: int = Field(
+        default=500,
+        ge=20,
+        le=10_000,
+        alias="ROLECALL_MAX_QUESTION_CHARS",
+        description="longer questions are cut to this many characters, and the answer says so",
+    )
+    watch: bool = Field(
+        default=False,
+        alias="ROLECALL_WATCH",
+        description="`rolecall serve` reindexes in the background when a knowledge folder changes (debounced)",
+    )
 
-    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
-    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
-    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
-    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
-    slack_command: str = Field(default="/career", alias="ROLECALL_SLACK_COMMAND")
-    slack_trust_workspace_admins: bool = Field(default=False, alias="ROLECALL_SLACK_TRUST_WORKSPACE_ADMINS")
+    slack_bot_token: SecretStr | None = Field(
+        default=None, alias="SLACK_BOT_TOKEN", description="Slack Bot User OAuth Token (`xoxb-…`)"
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, alias="SLACK_APP_TOKEN", description="Slack app-level token (`xapp-…`): Socket Mode"
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        alias="SLACK_SIGNING_SECRET",
+        description="Slack signing secret: HTTP events at `/slack/events` (when no app token is set)",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", alias="SLACK_API_URL", description="the Slack Web API base URL"
+    )
+    slack_command: str = Field(
+        default="/career",
+        alias="ROLECALL_SLACK_COMMAND",
+        description="the slash command, as in the app manifest",
+    )
+    slack_trust_workspace_admins: bool = Field(
+        default=False,
+        alias="ROLECALL_SLACK_TRUST_WORKSPACE_ADMINS",
+        description="Slack workspace admins and owners may reindex too",
+    )
 
-    discord_token: SecretStr | None = Field(default=None, alias="DISCORD_TOKEN")
-    discord_api_url: str = Field(default="", alias="DISCORD_API_URL")
-    discord_gateway_url: str = Field(default="", alias="DISCORD_GATEWAY_URL")
-    discord_message_content: bool = Field(default=False, alias="ROLECALL_DISCORD_MESSAGE_CONTENT")
-    discord_channels_list: str = Field(default="", alias="ROLECALL_DISCORD_CHANNELS")
+    discord_token: SecretStr | None = Field(
+        default=None, alias="DISCORD_TOKEN", description="the Discord bot token"
+    )
+    discord_api_url: str = Field(
+        default="", alias="DISCORD_API_URL", description="Discord REST base URL (empty: Discord's own)"
+    )
+    discord_gateway_url: str = Field(
+        default="", alias="DISCORD_GATEWAY_URL", description="Discord gateway URL (empty: Discord's own)"
+    )
+    discord_message_content: bool = Field(
+        default=False,
+        alias="ROLECALL_DISCORD_MESSAGE_CONTENT",
+        description="use the privileged Message Content intent (needed for ROLECALL_DISCORD_CHANNELS)",
+    )
+    discord_channels_list: str = Field(
+        default="",
+        alias="ROLECALL_DISCORD_CHANNELS",
+        description="Discord channel ids where every message is answered, comma-separated",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("knowledge_path")
     @classmethod
@@ -98,12 +201,44 @@ def _split_list(value: str) -> list[str]:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings; an invalid value becomes one SettingsError line naming the variable."""
+    """Read settings; invalid values become a SettingsError with one line per variable, naming it."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field_name = str(first["loc"][0]) if first["loc"] else "?"
-        alias = Settings.model_fields[field_name].alias if field_name in Settings.model_fields else None
-        name = alias or field_name
-        raise SettingsError(f"invalid setting {name}: {first['msg']}") from exc
+        lines = []
+        for error in exc.errors():
+            field_name = str(error["loc"][0]) if error["loc"] else "?"
+            field = Settings.model_fields.get(field_name)
+            name = (field.alias if field is not None else None) or field_name
+            lines.append(f"invalid setting {name}: {error['msg']}")
+        raise SettingsError("\n".join(dict.fromkeys(lines))) from None
+
+
+# Defaults that depend on the machine, as the table in docs/operations.md shows them.
+_DEFAULT_TEXT = {
+    "ROLECALL_DATA_DIR": "the per-user data folder (`~/.local/share/rolecall` on Linux)",
+    "ROLECALL_INDEX_DIR": "`$ROLECALL_DATA_DIR/index`",
+    "ROLECALL_KNOWLEDGE_DIR": "the bundled `knowledge/`",
+    "ROLECALL_MODEL": "the packaged all-MiniLM-L6-v2",
+}
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table row (variable, default, meaning), in declaration order."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for field in Settings.model_fields.values():
+        name = field.alias or "?"
+        if name in _DEFAULT_TEXT:
+            default = _DEFAULT_TEXT[name]
+        elif field.default is None or field.default == "":
+            default = "(unset)"
+        elif isinstance(field.default, bool):
+            default = f"`{str(field.default).lower()}`"
+        else:
+            default = f"`{field.default}`"
+        rows.append(f"| `{name}` | {default} | {field.description or ''} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -1,0 +1,65 @@
+"""Settings from the environment and .env, one error line per invalid variable, and the documented table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.settings import Settings, SettingsError, load_settings, settings_table
+from tests.conftest import REPO
+
+
+def test_defaults_for_the_operations_settings() -> None:
+    settings = load_settings()
+    assert settings.rate_limit == 10
+    assert settings.max_question_chars == 500
+    assert settings.log_format == "text" and settings.log_level == "INFO"
+    assert settings.http_port == 3000
+
+
+def test_a_dot_env_file_is_read_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text(  # conftest runs every test in tmp_path
+        "ROLECALL_RATE_LIMIT=3\nROLECALL_LOG_FORMAT=json\nROLECALL_LOG_LEVEL=debug\nSLACK_BOT_TOKEN=xoxb-from-file\n"
+    )
+    monkeypatch.setenv("ROLECALL_RATE_LIMIT", "7")
+    settings = load_settings()
+    assert settings.rate_limit == 7
+    assert settings.log_format == "json" and settings.log_level == "DEBUG"
+    assert settings.slack_bot_token is not None
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-from-file"
+
+
+def test_every_invalid_variable_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROLECALL_TOP_K", "many")
+    monkeypatch.setenv("ROLECALL_LOG_FORMAT", "xml")
+    monkeypatch.setenv("ROLECALL_MAX_QUESTION_CHARS", "5")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "not-shown")
+    assert main(["ask", "what does an SRE do?"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3
+    for variable, line in zip(
+        ("ROLECALL_TOP_K", "ROLECALL_LOG_FORMAT", "ROLECALL_MAX_QUESTION_CHARS"), lines, strict=True
+    ):
+        assert line.startswith(f"rolecall: error: invalid setting {variable}: ")
+    assert "xml" not in lines[1] and "many" not in lines[0]  # values are not echoed: they may be secrets
+    with pytest.raises(SettingsError, match=r"^invalid setting ROLECALL_LOG_LEVEL: "):
+        monkeypatch.delenv("ROLECALL_TOP_K")
+        monkeypatch.delenv("ROLECALL_LOG_FORMAT")
+        monkeypatch.delenv("ROLECALL_MAX_QUESTION_CHARS")
+        monkeypatch.setenv("ROLECALL_LOG_LEVEL", "loud")
+        load_settings()
+
+
+def test_the_operations_guide_lists_every_setting_with_its_default() -> None:
+    guide = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert settings_table() in guide, "regenerate the table with: python -m bot.settings"
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", guide, flags=re.MULTILINE))
+    assert documented >= {field.alias for field in Settings.model_fields.values()}
+    assert "| `ROLECALL_RATE_LIMIT` | `10` |" in guide

@@ -1,0 +1,42 @@
+"""ROLECALL_WATCH: a change in a knowledge folder is reindexed in the background while serve runs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bot.serve import run_adapters
+from tests.conftest import FakeEmbedder, make_service
+from tests.fake_slack import free_port, wait_for
+
+
+async def test_a_new_document_is_indexed_without_a_command(small_knowledge: Path, tmp_path: Path) -> None:
+    service = make_service(small_knowledge, tmp_path / "index", FakeEmbedder())
+    service.open()
+    before = service.passage_count
+    stop = asyncio.Event()
+    server = asyncio.create_task(
+        run_adapters([], "127.0.0.1", free_port(), stop, service=service, watch=True)
+    )
+    try:
+        # Written until the watcher has picked it up: the watcher may start a moment after serve does.
+        for attempt in range(1, 40):
+            (small_knowledge / "data-engineer.md").write_text(
+                f"---\ntitle: Data Engineer\n---\n# Data Engineer\n\n## Tools\n"
+                f"Data engineers build pipelines with Apache Airflow and dbt (revision {attempt}).\n",
+                encoding="utf-8",
+            )
+            try:
+                await wait_for(lambda: service.passage_count > before, "the reindex", timeout=3)
+                break
+            except AssertionError:
+                assert not server.done(), server
+        titles = {document.title for document in service.retriever.index.documents}
+        assert "Data Engineer" in titles
+        assert (
+            service.metrics.reindex_runs.labels(result="ok")._value.get() >= 2
+        )  # the first build + the change
+        assert service.metrics.reindex_last_success._value.get() > 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 60)
