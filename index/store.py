@@ -108,6 +108,8 @@ def current_version(index_dir: Path) -> Path | None:
         return None
     except OSError as exc:
         raise IndexCorruptError(f"cannot read {index_dir / CURRENT_FILE}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise IndexCorruptError(f"{index_dir / CURRENT_FILE} does not name a version folder") from exc
     if not name or "/" in name or name.startswith("."):
         raise IndexCorruptError(f"{index_dir / CURRENT_FILE} does not name a version folder")
     return index_dir / name
