@@ -461,19 +461,28 @@ def _read_only(path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest.fixture(params=["locked", "read-only"])
+def _not_a_database(path: Path) -> Iterator[None]:
+    path.write_bytes(b"this is not an SQLite file " * 200)
+    yield
+
+
+@pytest.fixture(params=["locked", "read-only", "not a database"])
 def broken_store(
     request: pytest.FixtureRequest, store_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    fault = _locked(store_path) if request.param == "locked" else _read_only(store_path, monkeypatch)
+    if request.param == "locked":
+        fault = _locked(store_path)
+    elif request.param == "read-only":
+        fault = _read_only(store_path, monkeypatch)
+    else:
+        fault = _not_a_database(store_path)
     next(fault)
     try:
         yield request.param
     finally:
         next(fault, None)
-    assert [v.question for v in RecordStore(store_path).votes()] == [
-        "earlier question"
-    ]  # nothing half-written
+    if request.param != "not a database":  # nothing half-written
+        assert [v.question for v in RecordStore(store_path).votes()] == ["earlier question"]
 
 
 async def test_a_broken_record_store_logs_the_failure_and_answers_still_flow(
