@@ -1,4 +1,4 @@
-"""`rolecall serve` with every token set, every logger at DEBUG: no token in any log line, and the text
+"""`rolecall serve` with every token set (Slack in HTTP mode, then in Socket Mode), every logger at DEBUG: no token in any log line, and the text
 of a DM in no line at INFO or above.
 
 The real command runs in a child process against the fake Slack and Discord on 127.0.0.1. The child
@@ -25,7 +25,16 @@ import pytest
 
 from tests.conftest import REPO, SMALL_KNOWLEDGE, make_service, write_docs
 from tests.fake_discord import DM_CHANNEL_ID, FakeDiscord
-from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, SlackClient, free_port, wait_for
+from tests.fake_slack import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    FakeSlack,
+    SlackClient,
+    event_callback,
+    free_port,
+    wait_for,
+)
 
 DISCORD_TOKEN = "MTk4NjIyNDgzNDcxOTI1MjQ4.Gsecret.discord-bot-token-never-logged"
 SECRETS = {
@@ -71,7 +80,7 @@ def records(output: str) -> list[tuple[int, str, str]]:
 
 @contextlib.asynccontextmanager
 async def serving(
-    tmp_path: Path, slack: FakeSlack, discord: FakeDiscord
+    tmp_path: Path, slack: FakeSlack, discord: FakeDiscord, extra_env: dict[str, str]
 ) -> AsyncIterator[tuple[Any, list[str], int]]:
     knowledge, index = tmp_path / "knowledge", tmp_path / "index"
     port = free_port()
@@ -91,6 +100,7 @@ async def serving(
         "ROLECALL_INDEX_DIR": str(index),
         "ROLECALL_DATA_DIR": str(tmp_path / "data"),
         "ROLECALL_ADMINS": f"slack:{ADMIN_SLACK},discord:{ADMIN_DISCORD}",
+        **extra_env,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -137,37 +147,47 @@ def built(tmp_path: Path, real_embedder: Any) -> None:
     ).open()
 
 
-async def test_serve_logs_no_token_at_debug_and_no_dm_text_at_info(tmp_path: Path, built: None) -> None:
+@pytest.mark.parametrize("mode", ["http", "socket"])
+async def test_serve_logs_no_token_at_debug_and_no_dm_text_at_info(
+    mode: str, tmp_path: Path, built: None
+) -> None:
+    secrets = {**SECRETS, **({"SLACK_APP_TOKEN": APP_TOKEN} if mode == "socket" else {})}
     slack = await FakeSlack().start()
     discord = await FakeDiscord().start()
+    dm = {"type": "message", "channel_type": "im", "channel": "D1", "user": "UALICE"}
+    dm.update(text=SLACK_DM, ts="1700000001.000100", event_ts="1700000001.000100")
+    command = {
+        "token": "unused", "team_id": "T1", "channel_id": "C1", "user_id": ADMIN_SLACK,
+        "command": "/career", "text": SLACK_COMMAND, "api_app_id": "A1",
+        "response_url": slack.response_url("ask"), "trigger_id": "1.2.3",
+    }  # fmt: skip
+    reindex = {**command, "text": "reindex", "response_url": slack.response_url("reindex")}
     try:
-        async with serving(tmp_path, slack, discord) as (process, lines, port):
-            async with aiohttp.ClientSession() as session:
-                client = SlackClient(f"http://127.0.0.1:{port}/slack/events", session=session)
-                dm = {"type": "message", "channel_type": "im", "channel": "D1", "user": "UALICE"}
-                dm.update(text=SLACK_DM, ts="1700000001.000100", event_ts="1700000001.000100")
-                assert (await client.event(dm))[0] == 200
-                command = {
-                    "token": "unused", "team_id": "T1", "channel_id": "C1", "user_id": ADMIN_SLACK,
-                    "command": "/career", "text": SLACK_COMMAND, "api_app_id": "A1",
-                    "response_url": slack.response_url("ask"), "trigger_id": "1.2.3",
-                }  # fmt: skip
-                assert (await client.command(command))[0] == 200
-                reindex = {**command, "text": "reindex", "response_url": slack.response_url("reindex")}
-                assert (await client.command(reindex))[0] == 200
-                bad, _, _ = await client.event(dm, secret="not-the-signing-secret")
-                assert bad == 401
-                await wait_for(lambda: slack.posts("D1"), "the Slack DM answer", timeout=60)
-                await wait_for(
-                    lambda: [r for r in slack.responses("ask") if r.get("blocks")],
-                    "the command answer",
-                    timeout=60,
-                )
-                await wait_for(
-                    lambda: any("index" in r.get("text", "") for r in slack.responses("reindex")[1:]),
-                    "the reindex summary",
-                    timeout=120,
-                )
+        async with serving(tmp_path, slack, discord, secrets) as (process, lines, port):
+            if mode == "http":
+                async with aiohttp.ClientSession() as session:
+                    client = SlackClient(f"http://127.0.0.1:{port}/slack/events", session=session)
+                    assert (await client.event(dm))[0] == 200
+                    assert (await client.command(command))[0] == 200
+                    assert (await client.command(reindex))[0] == 200
+                    bad, _, _ = await client.event(dm, secret="not-the-signing-secret")
+                    assert bad == 401
+            else:
+                await wait_for(slack.socket_connected.is_set, "the Socket Mode connection", timeout=60)
+                await slack.send_envelope(event_callback(dm))
+                await slack.send_envelope(command, "slash_commands")
+                await slack.send_envelope(reindex, "slash_commands")
+            await wait_for(lambda: slack.posts("D1"), "the Slack DM answer", timeout=60)
+            await wait_for(
+                lambda: [r for r in slack.responses("ask") if r.get("blocks")],
+                "the command answer",
+                timeout=60,
+            )
+            await wait_for(
+                lambda: any("index" in r.get("text", "") for r in slack.responses("reindex")[1:]),
+                "the reindex summary",
+                timeout=120,
+            )
 
             await discord.dispatch("MESSAGE_CREATE", discord.message_event(DISCORD_DM, dm=True))
             await discord.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages", timeout=60)
@@ -192,7 +212,7 @@ async def test_serve_logs_no_token_at_debug_and_no_dm_text_at_info(tmp_path: Pat
         assert any(name.startswith(wanted) for name in debug_from), (wanted, debug_from)
     assert any("answered a Slack DM" in text for _, _, text in logged)
 
-    for name, secret in SECRETS.items():
+    for name, secret in secrets.items():
         leaks = [text for _, _, text in logged if secret in text]
         assert not leaks, f"{name} appears in the log:\n" + "\n".join(leaks[:3])
     for private in (SLACK_DM, DISCORD_DM, "quokka-violet-7731", "narwhal-amber-5519"):
