@@ -8,6 +8,7 @@ prints `PAUSED <point>` and blocks, the test reads that line and sends SIGKILL.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -531,3 +532,64 @@ async def test_a_broken_record_store_logs_the_failure_and_answers_still_flow(
         assert "Traceback" not in caplog.text
     finally:
         await fake.stop()
+
+
+# -- the disk fills up while a new version is written ------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["vectors.npy", "CURRENT"])
+def test_a_full_disk_during_a_reindex_is_one_line_and_the_old_index_serves(
+    where: str,
+    copied: tuple[Path, Path],
+    cli_with_shared_model: None,
+    real_embedder: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    import numpy as np
+
+    knowledge, index_dir = copied
+    before = store.current_version(index_dir)
+    write_docs(knowledge, NEW_DOC)
+    real_save, real_replace = np.save, os.replace
+
+    def full(path: Any) -> OSError:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    def save(path: Any, *args: Any, **kwargs: Any) -> None:
+        if str(path).endswith(store.VECTORS_FILE):
+            raise full(path)
+        real_save(path, *args, **kwargs)
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(dst).name == store.CURRENT_FILE:
+            raise full(dst)
+        real_replace(src, dst, *args, **kwargs)
+
+    if where == "CURRENT":
+        monkeypatch.setattr(os, "replace", replace)
+    else:
+        monkeypatch.setattr(np, "save", save)
+    assert main(["index", "--knowledge", str(knowledge), "--index", str(index_dir)]) == 2
+    _, err = capsys.readouterr()
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("rolecall: error: ") and "No space left on device" in err
+    assert store.current_version(index_dir) == before and not list(index_dir.glob(".build-*"))
+    assert not list(index_dir.glob(f".{store.CURRENT_FILE}.*"))
+    service = make_service(knowledge, index_dir, real_embedder)
+    _answers_pay(service)
+    # From chat: the admin is told, the attempt is audited, answers go on.
+    records = RecordStore(index_dir.parent / "data" / "rolecall.sqlite3")
+    outcome = asyncio.run(
+        AdminActions(service, records, frozenset({"slack:UADMIN"})).reindex("slack", "UADMIN")
+    )
+    assert outcome.result == "failed" and "No space left on device" in outcome.message
+    assert [(e.action, e.result) for e in records.audit_entries()] == [("reindex", "failed")]
+    _answers_pay(service)
+
+    monkeypatch.setattr(np, "save", real_save)  # space again: the next reindex publishes
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert main(["index", "--knowledge", str(knowledge), "--index", str(index_dir)]) == 0
+    assert "added: data-scientist.md" in capsys.readouterr().out
