@@ -30,7 +30,7 @@ from bot.cli import main
 from bot.records import RecordStore
 from bot.service import RolecallService, ServiceConfig
 from index import store
-from index.errors import RolecallError
+from index.errors import IndexMissingError, RolecallError
 from index.search import SearchIndex
 from tests.conftest import REPO, SMALL_KNOWLEDGE, make_service, write_docs
 
@@ -264,6 +264,30 @@ def test_a_killed_index_run_leaves_no_lock_behind(copied: tuple[Path, Path], rea
         process.wait(timeout=30)
     report = make_service(knowledge, index_dir, real_embedder).reindex()
     assert report.wrote_new_version and "data-scientist.md" in report.added
+
+
+def test_a_killed_first_build_leaves_no_index_and_the_next_ask_builds_one(
+    tmp_path: Path, cli_with_shared_model: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+    index_dir = tmp_path / "index"
+    process = _index_command(knowledge, index_dir, "build-complete")
+    try:
+        _wait_for_line(process, "PAUSED build-complete")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    assert store.current_version(index_dir) is None and list(index_dir.glob(".build-*"))
+    with pytest.raises(IndexMissingError):
+        SearchIndex.open(index_dir)
+
+    assert (
+        main(["ask", PAY_QUESTION, "--json", "--knowledge", str(knowledge), "--index", str(index_dir)]) == 0
+    )
+    out, err = capsys.readouterr()
+    assert err.splitlines()[0].startswith(f"no index in {index_dir}: run `rolecall index` first;")
+    assert json.loads(out)["passages"][0]["source"] == PAY_SOURCE
+    assert not list(index_dir.glob(".build-*"))
 
 
 # -- damaged index files -------------------------------------------------------------------------------
