@@ -158,6 +158,20 @@ class SeenEvents:
         return fresh
 
 
+class _NoRejectedBody(logging.Filter):
+    """Bolt logs a request with a bad signature or timestamp at INFO with its whole body, which is a
+    message's text (a DM's too, e.g. a delayed retry): keep the line, leave out the body."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if ", body: " in message:
+            record.msg, record.args = message.split(", body: ", 1)[0] + ", body not logged)", None
+        return True
+
+
+_REQUEST_VERIFICATION_LOGGER = "slack_bolt.RequestVerification"
+
+
 def _library_logger() -> logging.Logger:
     """The logger handed to Bolt and the Slack SDK: WARNING unless configured, because their INFO and
     DEBUG lines can carry request bodies (message text)."""
@@ -165,6 +179,9 @@ def _library_logger() -> logging.Logger:
     for item in (logger, logging.getLogger("slack_bolt"), logging.getLogger("slack_sdk")):
         if item.level == logging.NOTSET:
             item.setLevel(logging.WARNING)
+    verification = logging.getLogger(_REQUEST_VERIFICATION_LOGGER)
+    if not any(isinstance(f, _NoRejectedBody) for f in verification.filters):
+        verification.addFilter(_NoRejectedBody())  # in case someone turns slack_bolt up to INFO
     return logger
 
 

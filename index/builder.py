@@ -13,7 +13,7 @@ import numpy as np
 from index import store
 from index.chunking import chunk_document, embedding_text
 from index.embedding import Embedder, ModelSpec, TokenCounter
-from index.errors import IndexCorruptError, IndexIncompatibleError, NoDocumentsError
+from index.errors import IndexCorruptError, IndexIncompatibleError, KnowledgeFolderError, NoDocumentsError
 from index.keyword import KeywordIndex
 from index.loaders import DEFAULT_MAX_BYTES, iter_candidate_files, load_file
 from index.search import KEYWORD_FOLDER
@@ -118,6 +118,9 @@ def build_index(
                 record = _record(loaded, root_key, len(passages))
                 fresh.append((record, passages))
                 kept_records.append(record)
+            if not root.is_dir():
+                # Its files would count as unreadable and drop out of the index: fail instead.
+                raise KnowledgeFolderError(f"Knowledge folder disappeared during the reindex: {root}")
         current_keys = {(r.root, r.source) for r in kept_records}
         report.removed = sorted(
             s
@@ -180,12 +183,22 @@ def _previous_index(
     try:
         previous = store.load(index_dir)
         store.check_compatible(previous.manifest, model_id, chunking)
+        _check_keyword_index(previous)
         return previous
     except (IndexIncompatibleError, IndexCorruptError) as exc:
         report.rebuild_reason = str(exc)
         return None
     except store.IndexMissingError:
         return None
+
+
+def _check_keyword_index(previous: store.StoredIndex) -> None:
+    """A version whose keyword index is damaged is not "up to date": without this check a build
+    that finds no changed documents would keep it, and the index could never be opened again."""
+    try:
+        KeywordIndex.load(previous.path / KEYWORD_FOLDER, len(previous.passages))
+    except Exception as exc:
+        raise IndexCorruptError(f"the keyword index in {previous.path} is damaged ({exc})") from exc
 
 
 def _file_hash(path: Path, max_bytes: int) -> str | None:

@@ -100,6 +100,10 @@ class IndexBusyError(RolecallError):
     """Another process is building this index right now."""
 
 
+class IndexWriteError(RolecallError):
+    """A new version could not be written (disk full, permissions); the live version is untouched."""
+
+
 def current_version(index_dir: Path) -> Path | None:
     """The live version folder, or None when no index has been built."""
     try:
@@ -108,6 +112,8 @@ def current_version(index_dir: Path) -> Path | None:
         return None
     except OSError as exc:
         raise IndexCorruptError(f"cannot read {index_dir / CURRENT_FILE}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise IndexCorruptError(f"{index_dir / CURRENT_FILE} does not name a version folder") from exc
     if not name or "/" in name or name.startswith("."):
         raise IndexCorruptError(f"{index_dir / CURRENT_FILE} does not name a version folder")
     return index_dir / name
@@ -209,13 +215,25 @@ def write_version(
         _fsync_tree(build_dir)
         version_dir = index_dir / f"v-{time.strftime('%Y%m%dT%H%M%S')}-{build_dir.name[-12:]}"
         os.rename(build_dir, version_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(build_dir, ignore_errors=True)
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            raise IndexWriteError(
+                f"cannot write the new index version in {index_dir} ({reason}); the previous one stays live"
+            ) from exc
         raise
     pointer = index_dir / f".{CURRENT_FILE}.{uuid.uuid4().hex[:8]}"
-    pointer.write_text(version_dir.name, encoding="utf-8")
-    _fsync_file(pointer)
-    os.replace(pointer, index_dir / CURRENT_FILE)
+    try:
+        pointer.write_text(version_dir.name, encoding="utf-8")
+        _fsync_file(pointer)
+        os.replace(pointer, index_dir / CURRENT_FILE)
+    except OSError as exc:
+        pointer.unlink(missing_ok=True)
+        raise IndexWriteError(
+            f"cannot switch {index_dir / CURRENT_FILE} to the new version ({exc.strerror or exc});"
+            " the previous one stays live"
+        ) from exc
     _fsync_file(index_dir)
     _prune_versions(index_dir, keep=version_dir)
     return version_dir
