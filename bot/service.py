@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.answer import Answer
 from bot.settings import Settings
 from index.builder import BuildReport, build_index
-from index.embedding import Embedder, ModelSpec, SentenceTransformerEmbedder, resolve_model
+from index.embedding import Embedder, ModelSpec, create_embedder, resolve_model
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
 from index.retrieval import Retriever
 from index.search import SearchIndex
@@ -34,6 +34,9 @@ class ServiceConfig:
     top_k: int
     min_score: float
     max_file_bytes: int
+    model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
+    embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
+    threads: int = 0  # inference threads; 0: every CPU this process may use
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
@@ -44,6 +47,9 @@ class ServiceConfig:
             top_k=settings.top_k,
             min_score=settings.min_score,
             max_file_bytes=settings.max_file_bytes,
+            model_cache_dir=settings.model_cache_dir,
+            embedder=settings.embedder,
+            threads=settings.threads,
         )
 
 
@@ -53,7 +59,9 @@ class RolecallService:
     def __init__(self, config: ServiceConfig, embedder: Embedder | None = None) -> None:
         self.config = config
         spec = resolve_model(config.model or None)
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(spec)
+        self.embedder: Embedder = embedder or create_embedder(
+            spec, config.embedder, config.model_cache_dir, config.threads
+        )
         # The manifest records the embedder that made the vectors; the tokenizer stays the model's.
         self.spec: ModelSpec = ModelSpec(self.embedder.model_id, spec.location)
         self._retriever: Retriever | None = None

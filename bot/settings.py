@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,8 @@ class Settings(BaseSettings):
     index_dir_override: Path | None = Field(default=None, alias="ROLECALL_INDEX_DIR")
     knowledge_path: str = Field(default="", alias="ROLECALL_KNOWLEDGE_DIR")
     model: str = Field(default="", alias="ROLECALL_MODEL")
+    embedder: Literal["onnx", "torch"] = Field(default="onnx", alias="ROLECALL_EMBEDDER")
+    threads: int = Field(default=0, ge=0, le=256, alias="ROLECALL_THREADS")  # 0: every CPU we may use
     top_k: int = Field(default=3, ge=1, le=10, alias="ROLECALL_TOP_K")
     min_score: float = Field(default=0.42, ge=-1.0, le=1.0, alias="ROLECALL_MIN_SCORE")
     max_file_mb: float = Field(default=20.0, gt=0, alias="ROLECALL_MAX_FILE_MB")
@@ -63,6 +66,11 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """Where the index lives: ROLECALL_INDEX_DIR, else <data dir>/index."""
         return self.index_dir_override or self.data_dir / "index"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where the ONNX export of the model is cached: <data dir>/models."""
+        return self.data_dir / "models"
 
     @property
     def knowledge_dirs(self) -> list[Path]:
