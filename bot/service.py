@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.answer import Answer
 from bot.settings import Settings
+from index.batching import QueryBatcher
 from index.builder import BuildReport, build_index
 from index.embedding import Embedder, ModelSpec, create_embedder, resolve_model
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
@@ -64,6 +65,7 @@ class RolecallService:
         )
         # The manifest records the embedder that made the vectors; the tokenizer stays the model's.
         self.spec: ModelSpec = ModelSpec(self.embedder.model_id, spec.location)
+        self._batcher = QueryBatcher(self.embedder.embed_queries)  # questions from concurrent askers
         self._retriever: Retriever | None = None
         self._swap_lock = threading.Lock()
         self._reindex_lock = threading.Lock()
@@ -88,7 +90,7 @@ class RolecallService:
 
     def _install(self, search_index: SearchIndex) -> None:
         with self._swap_lock:
-            self._retriever = Retriever(search_index, self.embedder)
+            self._retriever = Retriever(search_index, self.embedder, self._batcher)
 
     @property
     def retriever(self) -> Retriever:

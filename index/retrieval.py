@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.batching import QueryBatcher
 from index.chunking import passage_sentences, split_sentences
 from index.embedding import Embedder, Vectors
 from index.roles import is_comparison
@@ -41,21 +42,22 @@ class Ranked:
 class Retriever:
     """Hybrid retrieval over one SearchIndex with one query embedder."""
 
-    def __init__(self, search_index: SearchIndex, embedder: Embedder) -> None:
+    def __init__(self, search_index: SearchIndex, embedder: Embedder, batcher: QueryBatcher | None = None) -> None:
         self.index = search_index
         self.embedder = embedder
+        self.batcher = batcher or QueryBatcher(embedder.embed_queries)
 
     def retrieve(self, question: str, k: int) -> list[Hit]:
         """The top `k` passages for a question, best first, each with its highlighted sentence."""
         return self.retrieve_many([question], k)[0]
 
     def retrieve_many(self, questions: Sequence[str], k: int) -> list[list[Hit]]:
-        """Answer several questions with one batched embedding call for the questions."""
+        """Answer several questions with one embedding call (shared with other threads' questions)."""
         if not questions:
             return []
         normalise = default_normaliser()
         normalised = [normalise(q) for q in questions]
-        query_vectors = self.embedder.embed_queries(normalised)
+        query_vectors = self.batcher.embed(normalised)  # shared with questions asked meanwhile
         chosen = [
             self._choose(question, vector, k) for question, vector in zip(normalised, query_vectors, strict=True)
         ]
