@@ -25,6 +25,7 @@ EXPORT_VERSION = 1  # bump when the exported graph changes; a new cache file is 
 ONNX_FILE = "model.onnx"
 OPSET = 17
 BATCH_SIZE = 32
+BATCH_TOKENS = 4096  # padded tokens per batch: long passages go 16 at a time, which halves peak memory
 EXPORT_TOLERANCE = 1e-4  # largest difference from the torch model accepted for the exported graph
 
 
@@ -191,8 +192,13 @@ class OnnxEmbedder:
         encodings = self._tokenizer.encode_batch(list(texts)) if len(texts) > 1 else [self._tokenizer.encode(texts[0])]
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids), reverse=True)
         out: Vectors | None = None
-        for start in range(0, len(order), self._batch_size):
-            rows = order[start : start + self._batch_size]
+        start = 0
+        while start < len(order):
+            # longest first, so the first text of a batch sets its padded width
+            width = len(encodings[order[start]].ids)
+            size = max(1, min(self._batch_size, BATCH_TOKENS // max(1, width)))
+            rows = order[start : start + size]
+            start += size
             ids, mask, types = _arrays([encodings[i] for i in rows])
             hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
             pooled = _pool(hidden, mask)
