@@ -80,6 +80,8 @@ class RolecallService:
             if notify:
                 notify(f"{exc}; building the index from {self._folders()}…")
             self.reindex(progress=notify)
+            if self._retriever is None:  # the reindex found nothing to write
+                self._install(self._open_index())
 
     def _open_index(self) -> SearchIndex:
         search_index = SearchIndex.open(self.config.index_dir)
@@ -142,7 +144,7 @@ class RolecallService:
                 )
             except IndexBusyError as exc:
                 raise ReindexBusyError(str(exc)) from exc
-            if report.wrote_new_version or self._retriever is None:
+            if report.wrote_new_version:  # else the live index stays; a first ask opens it lazily
                 self._install(self._open_index())
             return report
         finally:
