@@ -12,8 +12,9 @@ from pathlib import Path
 from bot.answer import Answer
 from bot.metrics import Metrics, ReindexResult
 from bot.settings import Settings
+from index.batching import QueryBatcher
 from index.builder import BuildReport, build_index
-from index.embedding import Embedder, ModelSpec, SentenceTransformerEmbedder, resolve_model
+from index.embedding import Embedder, ModelSpec, create_embedder, resolve_model
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
 from index.retrieval import Fusion, Retriever
 from index.search import SearchIndex
@@ -37,6 +38,9 @@ class ServiceConfig:
     min_score: float
     max_file_bytes: int
     fusion: Fusion = "weighted"  # "rrf" only to measure reciprocal rank fusion against it (bench/quality.py)
+    model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
+    embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
+    threads: int = 0  # inference threads; 0: every CPU this process may use
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
@@ -47,6 +51,9 @@ class ServiceConfig:
             top_k=settings.top_k,
             min_score=settings.min_score,
             max_file_bytes=settings.max_file_bytes,
+            model_cache_dir=settings.model_cache_dir,
+            embedder=settings.embedder,
+            threads=settings.threads,
         )
 
 
@@ -59,9 +66,12 @@ class RolecallService:
         self.config = config
         self.metrics = metrics or Metrics()
         spec = resolve_model(config.model or None)
-        self.embedder: Embedder = embedder or SentenceTransformerEmbedder(spec)
+        self.embedder: Embedder = embedder or create_embedder(
+            spec, config.embedder, config.model_cache_dir, config.threads
+        )
         # The manifest records the embedder that made the vectors; the tokenizer stays the model's.
         self.spec: ModelSpec = ModelSpec(self.embedder.model_id, spec.location)
+        self._batcher = QueryBatcher(self.embedder.embed_queries)  # questions from concurrent askers
         self._retriever: Retriever | None = None
         self._swap_lock = threading.Lock()
         self._reindex_lock = threading.Lock()
@@ -76,6 +86,8 @@ class RolecallService:
             if notify:
                 notify(f"{exc}; building the index from {self._folders()}…")
             self.reindex(progress=notify)
+            if self._retriever is None:  # the reindex found nothing to write
+                self._install(self._open_index())
 
     def _open_index(self) -> SearchIndex:
         search_index = SearchIndex.open(self.config.index_dir)
@@ -86,7 +98,7 @@ class RolecallService:
 
     def _install(self, search_index: SearchIndex) -> None:
         with self._swap_lock:
-            self._retriever = Retriever(search_index, self.embedder, self.config.fusion)
+            self._retriever = Retriever(search_index, self.embedder, self._batcher, self.config.fusion)
         self.metrics.passages.set(len(search_index))
 
     @property
@@ -154,7 +166,7 @@ class RolecallService:
             except IndexBusyError as exc:
                 result = "busy"  # another process is building this index folder
                 raise ReindexBusyError(str(exc)) from exc
-            if report.wrote_new_version or self._retriever is None:
+            if report.wrote_new_version:  # else the live index stays; a first ask opens it lazily
                 self._install(self._open_index())
             result = "ok"
             return report

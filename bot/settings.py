@@ -51,6 +51,14 @@ class Settings(BaseSettings):
         alias="ROLECALL_MODEL",
         description="a local model folder or a model id already in the local Hugging Face cache",
     )
+    embedder: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        alias="ROLECALL_EMBEDDER",
+        description="`onnx` (ONNX Runtime, exported once from the packaged model; falls back to torch) or `torch`",
+    )
+    threads: int = Field(
+        default=0, ge=0, le=256, alias="ROLECALL_THREADS", description="inference threads; 0: every CPU we may use"
+    )
     top_k: int = Field(
         default=3, ge=1, le=10, alias="ROLECALL_TOP_K", description="passages per answer (1–10)"
     )
@@ -166,6 +174,11 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """Where the index lives: ROLECALL_INDEX_DIR, else <data dir>/index."""
         return self.index_dir_override or self.data_dir / "index"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where the ONNX export of the model is cached: <data dir>/models."""
+        return self.data_dir / "models"
 
     @property
     def knowledge_dirs(self) -> list[Path]:

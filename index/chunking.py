@@ -63,6 +63,11 @@ def section_label(title: str, heading_trail: Sequence[str]) -> str:
     return SECTION_SEPARATOR.join((title, *heading_trail))
 
 
+def passage_sentences(passage: Passage) -> list[str]:
+    """The sentences a passage's highlight is chosen from (the whole text when it has none)."""
+    return split_sentences(passage.text) or [passage.text]
+
+
 def embedding_text(passage: Passage) -> str:
     """What the model embeds for a passage: where it sits in its document, then its text."""
     return f"{passage.section}: {passage.text}"

@@ -116,13 +116,33 @@ class Embedder(Protocol):
     def embed_queries(self, texts: Sequence[str]) -> Vectors: ...
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def create_embedder(
+    spec: ModelSpec, backend: str = "onnx", cache_dir: Path | None = None, threads: int = 0
+) -> Embedder:
+    """The configured embedder, loaded on first use: ONNX Runtime (needs a cache folder) or torch."""
+    if backend == "onnx" and cache_dir is not None:
+        from index.onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(spec, cache_dir, threads)
+    return SentenceTransformerEmbedder(spec, threads=threads)
+
+
 class SentenceTransformerEmbedder:
     """The sentence-transformers model, imported and loaded on first use (it takes seconds)."""
 
-    def __init__(self, spec: ModelSpec, batch_size: int = 64) -> None:
+    def __init__(self, spec: ModelSpec, batch_size: int = 64, threads: int = 0) -> None:
         self.model_id = spec.model_id
         self._spec = spec
         self._batch_size = batch_size
+        self._threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -133,7 +153,11 @@ class SentenceTransformerEmbedder:
                 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 try:
+                    import torch
                     from sentence_transformers import SentenceTransformer
+
+                    if self._threads:
+                        torch.set_num_threads(self._threads)
 
                     self._model = SentenceTransformer(self._spec.location, device="cpu")
                 except Exception as exc:

@@ -5,7 +5,8 @@ BM25 keyword candidates; each candidate scores `cosine + KEYWORD_WEIGHT * bm25 /
 ROLE_BOOST when its document is a role the question names. Weighted fusion beat reciprocal rank
 fusion on every eval set (see bench/quality.py). The top passages are then de-duplicated and, for
 comparisons, drawn from each named role in turn. Each passage's highlight is its sentence closest to
-the question; that sentence's cosine is the hit's score, comparable across questions.
+the question; that sentence's cosine is the hit's score, comparable across questions. Sentence vectors
+are computed when the index is built, so answering embeds only the question.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Literal
 
 import numpy as np
 
-from index.chunking import split_sentences
+from index.batching import QueryBatcher
+from index.chunking import passage_sentences, split_sentences
 from index.embedding import Embedder, Vectors
 from index.roles import is_comparison
 from index.search import SearchIndex
@@ -44,9 +46,16 @@ class Ranked:
 class Retriever:
     """Hybrid retrieval over one SearchIndex with one query embedder."""
 
-    def __init__(self, search_index: SearchIndex, embedder: Embedder, fusion: Fusion = "weighted") -> None:
+    def __init__(
+        self,
+        search_index: SearchIndex,
+        embedder: Embedder,
+        batcher: QueryBatcher | None = None,
+        fusion: Fusion = "weighted",
+    ) -> None:
         self.index = search_index
         self.embedder = embedder
+        self.batcher = batcher or QueryBatcher(embedder.embed_queries)
         self.fusion = fusion
 
     def retrieve(self, question: str, k: int) -> list[Hit]:
@@ -54,12 +63,12 @@ class Retriever:
         return self.retrieve_many([question], k)[0]
 
     def retrieve_many(self, questions: Sequence[str], k: int) -> list[list[Hit]]:
-        """Answer several questions with one batched call for the questions and one for the highlights."""
+        """Answer several questions with one embedding call (shared with other threads' questions)."""
         if not questions:
             return []
         normalise = default_normaliser()
         normalised = [normalise(q) for q in questions]
-        query_vectors = self.embedder.embed_queries(normalised)
+        query_vectors = self.batcher.embed(normalised)  # shared with questions asked meanwhile
         chosen = [
             self._choose(question, vector, k) for question, vector in zip(normalised, query_vectors, strict=True)
         ]
@@ -132,23 +141,18 @@ class Retriever:
         return self._diverse_top(firsts[:k] + rest, k)
 
     def _with_highlights(self, query_vectors: Vectors, chosen: list[list[Ranked]]) -> list[list[Hit]]:
-        """Pick each passage's sentence closest to its question, all sentences embedded in one batch."""
-        sentence_lists = [
-            [split_sentences(self.index.passages[c.passage_id].text) or [self.index.passages[c.passage_id].text]
-             for c in row]
-            for row in chosen
-        ]
-        flat = [s for row in sentence_lists for sentences in row for s in sentences]
-        sentence_vectors = self.embedder.embed_queries(flat) if flat else np.zeros((0, 1), dtype=np.float32)
+        """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time."""
         results: list[list[Hit]] = []
-        offset = 0
-        for row, sentences_row, vector in zip(chosen, sentence_lists, query_vectors, strict=True):
+        for row, vector in zip(chosen, query_vectors, strict=True):
             hits: list[Hit] = []
-            for candidate, sentences in zip(row, sentences_row, strict=True):
-                similarities = sentence_vectors[offset : offset + len(sentences)] @ vector
-                offset += len(sentences)
-                best = int(np.argmax(similarities))
+            for candidate in row:
                 passage = self.index.passages[candidate.passage_id]
+                sentences = passage_sentences(passage)
+                rows = self.index.sentence_rows(candidate.passage_id)
+                if len(rows) != len(sentences):  # only if sentence splitting changed without a format bump
+                    rows = self.embedder.embed_queries(sentences)
+                similarities = rows @ vector
+                best = int(np.argmax(similarities))
                 hits.append(Hit(passage, float(similarities[best]), sentences[best]))
             results.append(hits)
         return results

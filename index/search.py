@@ -22,7 +22,13 @@ class SearchIndex:
     """Read-only search over one index version; safe to share between threads."""
 
     def __init__(
-        self, manifest: Manifest, passages: list[Passage], vectors: Vectors, keyword: KeywordIndex
+        self,
+        manifest: Manifest,
+        passages: list[Passage],
+        vectors: Vectors,
+        keyword: KeywordIndex,
+        sentence_vectors: Vectors,
+        sentence_offsets: npt.NDArray[np.int64],
     ) -> None:
         import faiss
 
@@ -30,6 +36,8 @@ class SearchIndex:
         self.passages = passages
         self.vectors = vectors
         self.keyword = keyword
+        self.sentence_vectors = sentence_vectors
+        self.sentence_offsets = sentence_offsets
         self._dense = faiss.IndexFlatIP(manifest.dimension)
         if len(passages):
             self._dense.add(vectors)
@@ -48,7 +56,14 @@ class SearchIndex:
             keyword = KeywordIndex.load(stored.path / KEYWORD_FOLDER, len(stored.passages))
         except Exception as exc:
             raise IndexCorruptError(f"the keyword index in {stored.path} is damaged ({exc})") from exc
-        return cls(stored.manifest, stored.passages, stored.vectors, keyword)
+        return cls(
+            stored.manifest,
+            stored.passages,
+            stored.vectors,
+            keyword,
+            stored.sentence_vectors,
+            stored.sentence_offsets,
+        )
 
     def __len__(self) -> int:
         return len(self.passages)
@@ -63,6 +78,11 @@ class SearchIndex:
             return empty.astype(np.float32), empty.astype(np.int64)
         scores, ids = self._dense.search(np.ascontiguousarray(query_vectors, dtype=np.float32), limit)
         return scores, ids
+
+    def sentence_rows(self, passage_id: int) -> Vectors:
+        """The stored vectors of one passage's sentences (see chunking.passage_sentences)."""
+        start, end = self.sentence_offsets[passage_id], self.sentence_offsets[passage_id + 1]
+        return np.asarray(self.sentence_vectors[start:end])
 
     def cosine(self, query_vector: Vectors, ids: list[int]) -> npt.NDArray[np.float32]:
         """Exact cosine between one query and chosen passages."""

@@ -3,13 +3,18 @@
 Layout of an index folder:
 
     CURRENT            name of the live version folder (replaced atomically)
-    v-<time>-<id>/     manifest.json, passages.jsonl, vectors.npy, dense.faiss, keyword/
+    v-<time>-<id>/     manifest.json, passages.jsonl, vectors.npy, sentences.npy, sentence_offsets.npy,
+                       keyword/
     .build-<id>/       a build in progress; left behind only by a killed build, removed by the next
     .lock              held by the one process that is building
 
 A reader reads CURRENT, then that folder. A writer builds a complete version folder under a
 temporary name, fsyncs it, renames it, and then replaces CURRENT: a reader sees the old version or
 the new one, never a half-written one, and SIGKILL at any point leaves the previous version loadable.
+
+sentences.npy holds one vector per sentence of every passage (passage order, the sentences of
+`split_sentences(passage.text)`), and sentence_offsets.npy the P+1 row offsets of each passage's
+sentences in it: the highlight is chosen from these, so a query embeds only the question.
 """
 
 from __future__ import annotations
@@ -27,16 +32,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from index.embedding import Vectors
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
 from index.types import Passage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentence vectors for the highlight stored beside the passage vectors
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
 PASSAGES_FILE = "passages.jsonl"
 VECTORS_FILE = "vectors.npy"
+SENTENCES_FILE = "sentences.npy"
+SENTENCE_OFFSETS_FILE = "sentence_offsets.npy"
 KEEP_VERSIONS = 2
 
 
@@ -94,6 +102,14 @@ class StoredIndex:
     manifest: Manifest
     passages: list[Passage]
     vectors: Vectors
+    sentence_vectors: Vectors  # memory-mapped, read-only
+    sentence_offsets: npt.NDArray[np.int64]
+
+    def passage_sentence_vectors(self, start: int, end: int) -> tuple[Vectors, npt.NDArray[np.int64]]:
+        """The sentence vectors of passages start..end and their offsets, rebased to start at 0."""
+        first, last = int(self.sentence_offsets[start]), int(self.sentence_offsets[end])
+        rows = np.asarray(self.sentence_vectors[first:last], dtype=np.float32)
+        return rows, self.sentence_offsets[start : end + 1] - first
 
 
 class IndexBusyError(RolecallError):
@@ -158,6 +174,11 @@ def load(index_dir: Path) -> StoredIndex:
     if version is None:
         raise IndexMissingError(f"no index in {index_dir}: run `rolecall index` first")
     manifest = read_manifest(version)
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexIncompatibleError(
+            f"the index uses format {manifest.format_version}, this Rolecall reads format"
+            f" {FORMAT_VERSION}; it must be rebuilt"
+        )
     try:
         passages = [
             Passage(**json.loads(line))
@@ -165,6 +186,8 @@ def load(index_dir: Path) -> StoredIndex:
             if line
         ]
         vectors = np.load(version / VECTORS_FILE, allow_pickle=False)
+        sentence_vectors = _load_rows(version / SENTENCES_FILE)
+        offsets = np.load(version / SENTENCE_OFFSETS_FILE, allow_pickle=False)
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise IndexCorruptError(f"the index in {version} is damaged ({exc})") from exc
     if (
@@ -173,7 +196,32 @@ def load(index_dir: Path) -> StoredIndex:
         or vectors.shape != (manifest.passage_count, manifest.dimension)
     ):
         raise IndexCorruptError(f"the index in {version} is damaged (passage and vector counts differ)")
-    return StoredIndex(version, manifest, passages, np.ascontiguousarray(vectors, dtype=np.float32))
+    if (
+        offsets.shape != (manifest.passage_count + 1,)
+        or sentence_vectors.dtype != np.float32
+        or sentence_vectors.ndim != 2
+        or sentence_vectors.shape[1:] != (manifest.dimension,)
+        or int(offsets[0]) != 0
+        or int(offsets[-1]) != sentence_vectors.shape[0]
+        or bool(np.any(np.diff(offsets) < 1))
+    ):
+        raise IndexCorruptError(f"the index in {version} is damaged (sentence vectors do not match)")
+    return StoredIndex(
+        version,
+        manifest,
+        passages,
+        np.ascontiguousarray(vectors, dtype=np.float32),
+        sentence_vectors,
+        offsets.astype(np.int64),
+    )
+
+
+def _load_rows(path: Path) -> Vectors:
+    """A vector file memory-mapped read-only (pages are read when a query touches them)."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:  # an empty array cannot be mapped
+        return np.load(path, allow_pickle=False)
 
 
 @contextlib.contextmanager
@@ -198,6 +246,8 @@ def write_version(
     manifest: Manifest,
     passages: Sequence[Passage],
     vectors: Vectors,
+    sentence_vectors: Vectors,
+    sentence_offsets: npt.NDArray[np.int64],
     extra_writers: Sequence[tuple[str, Any]] = (),
 ) -> Path:
     """Write a complete new version and make it live atomically. Call under build_lock."""
@@ -209,6 +259,8 @@ def write_version(
             for passage in passages:
                 out.write(json.dumps(asdict(passage), ensure_ascii=False) + "\n")
         np.save(build_dir / VECTORS_FILE, np.ascontiguousarray(vectors, dtype=np.float32))
+        np.save(build_dir / SENTENCES_FILE, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+        np.save(build_dir / SENTENCE_OFFSETS_FILE, np.asarray(sentence_offsets, dtype=np.int64))
         for name, writer in extra_writers:
             writer(build_dir / name)
         (build_dir / MANIFEST_FILE).write_text(json.dumps(manifest.to_json(), indent=1), encoding="utf-8")

@@ -6,10 +6,12 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from index import store
 from index.builder import build_index
+from index.chunking import passage_sentences
 from index.embedding import ModelSpec, resolve_model
 from index.errors import IndexCorruptError, IndexMissingError, NoDocumentsError
 from index.search import SearchIndex
@@ -37,7 +39,10 @@ def test_first_build_reports_every_document_added(small_knowledge: Path, tmp_pat
         "senior-back-end-engineer.md",
         "site-reliability-engineer.md",
     ]
-    assert report.passages == embedder.embedded_documents > 0
+    assert report.passages == report.embedded_passages > 0
+    passages = SearchIndex.open(tmp_path / "idx").passages
+    sentences = {s for p in passages for s in passage_sentences(p)}
+    assert embedder.embedded_documents == len(passages) + len(sentences)  # each distinct sentence once
     loaded = SearchIndex.open(tmp_path / "idx")
     assert len(loaded) == report.passages
     assert {d.title for d in loaded.documents} >= {
@@ -74,11 +79,18 @@ def test_only_the_changed_document_is_re_embedded(small_knowledge: Path, tmp_pat
     ladder_passages = [
         p for p in SearchIndex.open(tmp_path / "idx").passages if p.source == "career-ladder.md"
     ]
-    assert embedder.embedded_documents == len(ladder_passages)
+    ladder_sentences = {s for p in ladder_passages for s in passage_sentences(p)}
+    assert embedder.embedded_documents == len(ladder_passages) + len(ladder_sentences)
     after = SearchIndex.open(tmp_path / "idx")
-    kept_before = [p for p in before.passages if p.source == "senior-back-end-engineer.md"]
-    kept_after = [p for p in after.passages if p.source == "senior-back-end-engineer.md"]
-    assert kept_before == kept_after
+    kept_before = [i for i, p in enumerate(before.passages) if p.source == "senior-back-end-engineer.md"]
+    kept_after = [i for i, p in enumerate(after.passages) if p.source == "senior-back-end-engineer.md"]
+    assert [before.passages[i] for i in kept_before] == [after.passages[i] for i in kept_after]
+    for old, new in zip(kept_before, kept_after, strict=True):  # reused, and still in step with passages
+        assert np.array_equal(before.sentence_rows(old), after.sentence_rows(new))
+        assert np.array_equal(before.vectors[old], after.vectors[new])
+    for pid, passage in enumerate(after.passages):
+        expected = FakeEmbedder().embed_queries(passage_sentences(passage))
+        assert np.allclose(after.sentence_rows(pid), expected)
     assert not any(p.source == "site-reliability-engineer.md" for p in after.passages)
 
 
@@ -107,7 +119,7 @@ def test_another_model_forces_a_full_rebuild(small_knowledge: Path, tmp_path: Pa
     other.model_id = "another-model"
     report = _build(small_knowledge, tmp_path / "idx", other)
     assert "another-model" in report.rebuild_reason
-    assert other.embedded_documents == report.passages
+    assert report.embedded_passages == report.passages
     assert store.load_manifest(tmp_path / "idx").model_id == "another-model"  # type: ignore[union-attr]
 
 

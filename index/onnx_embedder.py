@@ -1,0 +1,220 @@
+"""The sentence model run by ONNX Runtime: exported once from the local weights, cached, no torch at query time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.embedding import Embedder, ModelSpec, SentenceTransformerEmbedder, Vectors, available_cpus
+from index.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1  # bump when the exported graph changes; a new cache file is then written
+ONNX_FILE = "model.onnx"
+OPSET = 17
+BATCH_SIZE = 32
+BATCH_TOKENS = 4096  # padded tokens per batch: long passages go 16 at a time, which halves peak memory
+EXPORT_TOLERANCE = 1e-4  # largest difference from the torch model accepted for the exported graph
+
+
+def onnx_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
+    """Where the exported model of this spec is cached inside `cache_dir` (from the settings' data dir)."""
+    key = hashlib.sha256(f"{spec.model_id}\0{spec.location}\0{EXPORT_VERSION}".encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.model_id).strip("-")[-60:] or "model"
+    return cache_dir / f"{slug}-{key}" / ONNX_FILE
+
+
+def _mean_pooling_model(local: Path) -> bool:
+    """True when the sentence-transformers folder is Transformer -> mean Pooling (-> Normalize)."""
+    modules = json.loads((local / "modules.json").read_text(encoding="utf-8"))
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if kinds[:2] != ["Transformer", "Pooling"] or any(k not in ("Normalize",) for k in kinds[2:]):
+        return False
+    pooling = json.loads((local / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+    return bool(pooling.get("pooling_mode_mean_tokens")) and not any(
+        value for key, value in pooling.items() if key.startswith("pooling_mode_") and key != "pooling_mode_mean_tokens"
+    )
+
+
+def export_onnx(spec: ModelSpec, target: Path) -> None:
+    """Export the model's transformer to ONNX (TorchScript exporter), check it against torch, cache it."""
+    local = spec.local_dir
+    if local is None or not (local / "modules.json").is_file() or not _mean_pooling_model(local):
+        raise ModelLoadError(f"model '{spec.model_id}' is not a local mean-pooling sentence-transformers folder")
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModel
+
+    class LastHiddenState(torch.nn.Module):
+        """The transformer with keyword inputs and one tensor out, as the exporter wants it."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    tokenizer = _tokenizer(spec)
+    model = LastHiddenState(AutoModel.from_pretrained(str(local)).eval()).eval()
+    probes = ["How much does a senior back-end engineer earn?", "Kubernetes, Terraform and Prometheus."]
+    ids, mask, types = _arrays(tokenizer.encode_batch(probes))
+    inputs = tuple(torch.from_numpy(a) for a in (ids, mask, types))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shapes fixed during the trace
+            expected = model(*inputs).numpy()
+            torch.onnx.export(
+                model,
+                inputs,
+                str(scratch),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["last_hidden_state"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "sequence"},
+                    "attention_mask": {0: "batch", 1: "sequence"},
+                    "token_type_ids": {0: "batch", 1: "sequence"},
+                    "last_hidden_state": {0: "batch", 1: "sequence"},
+                },
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        session = ort.InferenceSession(str(scratch), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+        difference = float(np.max(np.abs(_pool(got, mask) - _pool(expected, mask))))
+        if difference > EXPORT_TOLERANCE:
+            raise ModelLoadError(f"the exported model differs from torch by {difference:.2e}")
+        os.replace(scratch, target)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def _tokenizer(spec: ModelSpec) -> Any:
+    """The model's fast tokenizer, truncating at the model's window like sentence-transformers does."""
+    from index.embedding import _load_tokenizer
+
+    tokenizer = _load_tokenizer(spec)
+    tokenizer.enable_truncation(max_length=spec.max_tokens())
+    return tokenizer
+
+
+def _arrays(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """input_ids, attention_mask and token_type_ids padded to the longest encoding (pad id 0)."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for row, encoding in enumerate(encodings):
+        n = len(encoding.ids)
+        ids[row, :n] = encoding.ids
+        mask[row, :n] = 1
+        types[row, :n] = encoding.type_ids
+    return ids, mask, types
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray) -> Vectors:
+    """Mean over real tokens, then L2 normalisation (sentence-transformers' Pooling + Normalize)."""
+    weights = mask[:, :, None].astype(np.float32)
+    summed = (hidden * weights).sum(axis=1)
+    pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return np.ascontiguousarray(pooled / np.clip(norms, 1e-12, None), dtype=np.float32)
+
+
+class OnnxEmbedder:
+    """ONNX Runtime + tokenizers; exports on first need, falls back to sentence-transformers on failure."""
+
+    def __init__(self, spec: ModelSpec, cache_dir: Path, threads: int = 0, batch_size: int = BATCH_SIZE) -> None:
+        self.model_id = spec.model_id  # same vectors as the torch model, so indexes are interchangeable
+        self._spec = spec
+        self._path = onnx_model_path(spec, cache_dir)
+        self._threads = threads or available_cpus()
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._fallback: Embedder | None = None
+
+    @property
+    def backend(self) -> str:
+        """'onnx' or 'torch' (after a fallback); loads the model."""
+        self._load()
+        return "torch" if self._fallback is not None else "onnx"
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._session is not None or self._fallback is not None:
+                return
+            try:
+                if not self._path.is_file():
+                    export_onnx(self._spec, self._path)
+                self._session = _session(self._path, self._threads)
+                self._tokenizer = _tokenizer(self._spec)
+            except Exception as exc:  # noqa: BLE001 - any export or runtime failure means: use torch
+                log.warning("ONNX Runtime unavailable for %s (%s); using sentence-transformers", self.model_id, exc)
+                self._fallback = SentenceTransformerEmbedder(self._spec, threads=self._threads)
+
+    @property
+    def dimension(self) -> int:
+        self._load()
+        if self._fallback is not None:
+            return self._fallback.dimension
+        return int(self._session.get_outputs()[0].shape[-1])
+
+    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> Vectors:
+        return self._encode(texts, show_progress)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._encode(texts, False)
+
+    def _encode(self, texts: Sequence[str], show_progress: bool) -> Vectors:
+        self._load()
+        if self._fallback is not None:
+            return self._fallback.embed_documents(texts, show_progress)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts)) if len(texts) > 1 else [self._tokenizer.encode(texts[0])]
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids), reverse=True)
+        out: Vectors | None = None
+        start = 0
+        while start < len(order):
+            # longest first, so the first text of a batch sets its padded width
+            width = len(encodings[order[start]].ids)
+            size = max(1, min(self._batch_size, BATCH_TOKENS // max(1, width)))
+            rows = order[start : start + size]
+            start += size
+            ids, mask, types = _arrays([encodings[i] for i in rows])
+            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            pooled = _pool(hidden, mask)
+            if out is None:
+                out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+            out[rows] = pooled
+        assert out is not None
+        return out
+
+
+def _session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
