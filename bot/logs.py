@@ -30,11 +30,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to whatever sys.stderr is at that moment (it may be replaced after set-up)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def setup_logging(
     level: str = "INFO", log_format: Literal["text", "json"] = "text", stream: TextIO | None = None
 ) -> logging.Handler:
     """Send every log record at `level` or above to `stream` (stderr); calling it again replaces the handler."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.StreamHandler = logging.StreamHandler(stream) if stream else _StderrHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
