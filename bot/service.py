@@ -139,7 +139,7 @@ class RolecallService:
         answers = []
         roles = tuple(sorted({d.title for d in retriever.index.documents}))
         for question, hits in zip(questions, retriever.retrieve_many(list(questions), limit), strict=True):
-            relevant = tuple(h for h in hits if h.score >= self.config.min_score)
+            relevant = tuple(h for h in hits if h.score >= self.config.min_score or h.exact)
             answers.append(Answer(question, relevant, roles))
         return answers
 

@@ -11,6 +11,7 @@ are computed when the index is built, so answering embeds only the question.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -72,7 +73,7 @@ class Retriever:
         chosen = [
             self._choose(question, vector, k) for question, vector in zip(normalised, query_vectors, strict=True)
         ]
-        return self._with_highlights(query_vectors, chosen)
+        return self._with_highlights(normalised, query_vectors, chosen)
 
     def _choose(self, question: str, vector: Vectors, k: int) -> list[Ranked]:
         roles = self.index.roles.roles_in(question)
@@ -140,10 +141,17 @@ class Retriever:
         rest = [r for r in ranked if r not in firsts]
         return self._diverse_top(firsts[:k] + rest, k)
 
-    def _with_highlights(self, query_vectors: Vectors, chosen: list[list[Ranked]]) -> list[list[Hit]]:
-        """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time."""
+    def _with_highlights(
+        self, questions: Sequence[str], query_vectors: Vectors, chosen: list[list[Ranked]]
+    ) -> list[list[Hit]]:
+        """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time.
+
+        When the question holds an exact term (a figure, an acronym) that some sentences of the passage
+        contain, the highlight is the closest of those sentences and the hit is marked `exact`.
+        """
         results: list[list[Hit]] = []
-        for row, vector in zip(chosen, query_vectors, strict=True):
+        for question, row, vector in zip(questions, chosen, query_vectors, strict=True):
+            literals = literal_terms(question)
             hits: list[Hit] = []
             for candidate in row:
                 passage = self.index.passages[candidate.passage_id]
@@ -152,10 +160,40 @@ class Retriever:
                 if len(rows) != len(sentences):  # only if sentence splitting changed without a format bump
                     rows = self.embedder.embed_queries(sentences)
                 similarities = rows @ vector
-                best = int(np.argmax(similarities))
-                hits.append(Hit(passage, float(similarities[best]), sentences[best]))
+                with_term = [i for i, s in enumerate(sentences) if any(contains_literal(s, t) for t in literals)]
+                best = max(with_term, key=lambda i: similarities[i]) if with_term else int(np.argmax(similarities))
+                hits.append(Hit(passage, float(similarities[best]), sentences[best], exact=bool(with_term)))
             results.append(hits)
         return results
+
+
+_LITERAL = re.compile(r"\$?\d[\d,]*(?:\.\d+)?%?|(?<![\w-])[A-Z][A-Z0-9+#]{2,7}(?![\w-])")
+_PLAIN_YEAR = re.compile(r"(19|20)\d\d")
+
+
+def literal_terms(question: str) -> list[str]:
+    """Exact terms a user expects to see matched literally: figures ("$120,000" as "$120000") and acronyms ("AWS").
+
+    Plain years and numbers under three digits are left out: they are too common to mean a passage.
+    """
+    terms: list[str] = []
+    for match in _LITERAL.finditer(question):
+        raw = match.group(0)
+        if raw[0].isdigit() or raw[0] == "$":
+            digits = re.sub(r"[$,%]", "", raw).split(".")[0]
+            if len(digits) < 3 or (_PLAIN_YEAR.fullmatch(raw) is not None):
+                continue
+            terms.append("$" + digits if raw.startswith("$") else digits)
+        else:
+            terms.append(raw)
+    return terms
+
+
+def contains_literal(sentence: str, term: str) -> bool:
+    """Does the sentence hold the term: a figure with its separators ignored, or the acronym as a word?"""
+    if term.lstrip("$").isdigit():
+        return re.search(rf"(?<![\d.]){re.escape(term)}(?!\d)", sentence.replace(",", "")) is not None
+    return re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", sentence) is not None
 
 
 def _near_duplicate(a: Passage, b: Passage) -> bool:

@@ -50,3 +50,4 @@ class Hit:
     passage: Passage
     score: float
     highlight: str
+    exact: bool = False  # the highlight holds an exact term of the question (a figure, an acronym)

@@ -46,6 +46,15 @@ def test_exact_terms_are_found(bundled: RolecallService) -> None:
     assert any("TDD" in h.passage.text for h in bundled.ask("TDD").hits)
 
 
+def test_a_figure_in_the_question_is_highlighted_even_when_the_embedding_misses_it(bundled: RolecallService) -> None:
+    answer = bundled.ask("$120,000")
+    assert answer.answered
+    assert all("$120,000" in h.highlight for h in answer.hits)
+    assert "senior-back-end-engineer.md" in {h.passage.source for h in answer.hits}
+    # A pound figure is not the dollar figure asked about.
+    assert not any("£120,000" in h.highlight for h in bundled.ask("who makes $120,000?").hits)
+
+
 QUESTIONS = [
     "What does a data engineer do?",
     "how do I become a staff engineer",
