@@ -95,7 +95,7 @@ def _load_tokenizer(spec: ModelSpec) -> Tokenizer:
             from transformers import AutoTokenizer
 
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            tokenizer = AutoTokenizer.from_pretrained(spec.location).backend_tokenizer
+            tokenizer = AutoTokenizer.from_pretrained(spec.location, local_files_only=True).backend_tokenizer
     except Exception as exc:
         raise ModelLoadError(f"cannot load the tokenizer of model '{spec.model_id}': {exc}") from exc
     tokenizer.no_truncation()

@@ -70,7 +70,7 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
             ).last_hidden_state
 
     tokenizer = _tokenizer(spec)
-    model = LastHiddenState(AutoModel.from_pretrained(str(local)).eval()).eval()
+    model = LastHiddenState(AutoModel.from_pretrained(str(local), local_files_only=True).eval()).eval()
     probes = ["How much does a senior back-end engineer earn?", "Kubernetes, Terraform and Prometheus."]
     ids, mask, types = _arrays(tokenizer.encode_batch(probes))
     inputs = tuple(torch.from_numpy(a) for a in (ids, mask, types))
