@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.answer import Answer
 from bot.metrics import Metrics, ReindexResult
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from index.batching import QueryBatcher
 from index.builder import BuildReport, build_index
 from index.embedding import Embedder, ModelSpec, create_embedder, resolve_model
@@ -44,6 +44,11 @@ class ServiceConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
+        if settings.vector_store != "faiss":
+            raise SettingsError(
+                f"ROLECALL_VECTOR_STORE={settings.vector_store}: the service answers from FAISS only so far;"
+                " the Qdrant store is index.qdrant_store (see docs/scaling.md)"
+            )
         return cls(
             knowledge_dirs=tuple(settings.knowledge_dirs),
             index_dir=settings.index_dir,

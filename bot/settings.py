@@ -114,6 +114,24 @@ class Settings(BaseSettings):
         alias="ROLECALL_WATCH",
         description="`rolecall serve` reindexes in the background when a knowledge folder changes (debounced)",
     )
+    vector_store: Literal["faiss", "qdrant"] = Field(
+        default="faiss",
+        alias="ROLECALL_VECTOR_STORE",
+        description="`faiss` (in-process, files in the index folder) or `qdrant` (one index shared by replicas)",
+    )
+    qdrant_path_override: Path | None = Field(
+        default=None,
+        alias="ROLECALL_QDRANT_PATH",
+        description="Qdrant local mode's folder (one process at a time), used when ROLECALL_QDRANT_URL is unset",
+    )
+    qdrant_url: str = Field(
+        default="",
+        alias="ROLECALL_QDRANT_URL",
+        description="a Qdrant server or cluster, e.g. `http://qdrant:6333`; overrides ROLECALL_QDRANT_PATH",
+    )
+    qdrant_api_key: SecretStr | None = Field(
+        default=None, alias="ROLECALL_QDRANT_API_KEY", description="the Qdrant server's API key"
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None, alias="SLACK_BOT_TOKEN", description="Slack Bot User OAuth Token (`xoxb-…`)"
@@ -176,6 +194,11 @@ class Settings(BaseSettings):
         return self.index_dir_override or self.data_dir / "index"
 
     @property
+    def qdrant_path(self) -> Path:
+        """Qdrant local mode's folder: ROLECALL_QDRANT_PATH, else <data dir>/qdrant."""
+        return self.qdrant_path_override or self.data_dir / "qdrant"
+
+    @property
     def model_cache_dir(self) -> Path:
         """Where the ONNX export of the model is cached: <data dir>/models."""
         return self.data_dir / "models"
@@ -233,6 +256,7 @@ _DEFAULT_TEXT = {
     "ROLECALL_INDEX_DIR": "`$ROLECALL_DATA_DIR/index`",
     "ROLECALL_KNOWLEDGE_DIR": "the bundled `knowledge/`",
     "ROLECALL_MODEL": "the packaged all-MiniLM-L6-v2",
+    "ROLECALL_QDRANT_PATH": "`$ROLECALL_DATA_DIR/qdrant`",
 }
 
 
