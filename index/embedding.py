@@ -67,7 +67,19 @@ def resolve_model(name_or_path: str | None) -> ModelSpec:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return ModelSpec(str(path.resolve()), str(path.resolve()))
-    return ModelSpec(name_or_path, name_or_path)
+    return ModelSpec(name_or_path, str(_cached_snapshot(name_or_path)))
+
+
+def _cached_snapshot(model_id: str) -> Path:
+    """The folder of a model id already in the local Hugging Face cache; never downloads."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model_id, local_files_only=True))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"model '{model_id}' is neither a local folder nor in the local Hugging Face cache"
+        ) from exc
 
 
 class TokenCounter:
@@ -87,15 +99,9 @@ class TokenCounter:
 def _load_tokenizer(spec: ModelSpec) -> Tokenizer:
     from tokenizers import Tokenizer
 
-    local = spec.local_dir
+    tokenizer_file = (spec.local_dir or Path(spec.location)) / "tokenizer.json"
     try:
-        if local and (local / "tokenizer.json").is_file():
-            tokenizer = Tokenizer.from_file(str(local / "tokenizer.json"))
-        else:
-            from transformers import AutoTokenizer
-
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            tokenizer = AutoTokenizer.from_pretrained(spec.location, local_files_only=True).backend_tokenizer
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
     except Exception as exc:
         raise ModelLoadError(f"cannot load the tokenizer of model '{spec.model_id}': {exc}") from exc
     tokenizer.no_truncation()

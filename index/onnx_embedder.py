@@ -55,7 +55,7 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
         raise ModelLoadError(f"model '{spec.model_id}' is not a local mean-pooling sentence-transformers folder")
     import onnxruntime as ort
     import torch
-    from transformers import AutoModel
+    from sentence_transformers import SentenceTransformer
 
     class LastHiddenState(torch.nn.Module):
         """The transformer with keyword inputs and one tensor out, as the exporter wants it."""
@@ -70,7 +70,8 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
             ).last_hidden_state
 
     tokenizer = _tokenizer(spec)
-    model = LastHiddenState(AutoModel.from_pretrained(str(local), local_files_only=True).eval()).eval()
+    transformer: Any = SentenceTransformer(str(local), device="cpu")[0]  # the Transformer module
+    model = LastHiddenState(transformer.auto_model.eval()).eval()
     probes = ["How much does a senior back-end engineer earn?", "Kubernetes, Terraform and Prometheus."]
     ids, mask, types = _arrays(tokenizer.encode_batch(probes))
     inputs = tuple(torch.from_numpy(a) for a in (ids, mask, types))

@@ -29,7 +29,8 @@ def _rolecall(*args: str) -> str:
 def test_unchanged_reindex_and_ask_import_no_torch(small_knowledge: Path, tmp_path: Path) -> None:
     where = ["--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")]
     first = _rolecall("index", *where)  # builds, and exports the model to ONNX (that needs torch)
-    assert "HEAVY ['torch'" in first
+    heavy_line = next(line for line in first.splitlines() if line.startswith("HEAVY"))
+    assert "'torch'" in heavy_line  # the probe sees torch when the first build exports the model
     again = _rolecall("index", *where)
     assert "(0 embedded)" in again and "HEAVY []" in again
     answer = _rolecall("ask", "What does a senior back-end engineer earn?", *where)
