@@ -12,11 +12,10 @@ import numpy as np
 
 from index.embedding import Vectors
 from index.keyword import KeywordIndex
+from index.retrieval import KEYWORD_WEIGHT  # one weight for BM25 beside the cosine, wherever it is fused
 from index.search import SearchIndex
 from index.terms import default_normaliser
 from index.types import Passage
-
-KEYWORD_WEIGHT = 0.2  # the same weight index.retrieval gives BM25 beside the cosine
 
 
 def keyword_text(passage: Passage) -> str:
