@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,22 @@ async def test_an_unreachable_database_still_answers_and_logs_one_line(fake, ser
     assert len(fake.posts("C1")) == 1
     lines = [r.getMessage() for r in caplog.records if "de-duplication store" in r.getMessage()]
     assert len(lines) == 1 and "answering anyway" in lines[0] and "127.0.0.1" in lines[0]
+
+
+def test_replicas_racing_for_the_same_events_each_win_a_key_exactly_once(database_url):
+    keys = [f"event:Ev{n}" for n in range(60)]
+    wins: dict[str, list[str]] = {key: [] for key in keys}
+
+    def replica(name: str) -> None:
+        store = ClaimStore(database_url, ttl=900)
+        for key in keys:
+            if store.claim([key, f"message:C1:{key}"]):
+                wins[key].append(name)
+
+    ClaimStore(database_url, ttl=900).count()  # tables created before the race
+    threads = [threading.Thread(target=replica, args=(f"r{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(len(winners) == 1 for winners in wins.values()), wins
