@@ -175,7 +175,7 @@ class SeenEvents:
             log.warning(
                 "event de-duplication store %s unavailable, answering anyway (a duplicate is possible): %s",
                 self.shared.database.describe(),
-                type(exc).__name__,
+                (str(exc).splitlines() or [type(exc).__name__])[0][:200],
             )
             return True
 

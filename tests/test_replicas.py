@@ -114,7 +114,7 @@ async def test_two_replicas_answer_a_doubled_and_retried_event_once(fake, servic
 
 
 async def test_an_unreachable_database_still_answers_and_logs_one_line(fake, service, caplog):
-    down = f"postgresql://rolecall@127.0.0.1:{free_port()}/rolecall"  # nothing listens there
+    down = f"postgresql://rolecall:s3cret@127.0.0.1:{free_port()}/rolecall"  # nothing listens there
     caplog.set_level(logging.WARNING)
     async with running(fake, service, RecordStore(down)) as run:
         question = mention("<@UBOT> what does a site reliability engineer do?", ts="1700000011.000100")
@@ -125,6 +125,7 @@ async def test_an_unreachable_database_still_answers_and_logs_one_line(fake, ser
     assert len(fake.posts("C1")) == 1
     lines = [r.getMessage() for r in caplog.records if "de-duplication store" in r.getMessage()]
     assert len(lines) == 1 and "answering anyway" in lines[0] and "127.0.0.1" in lines[0]
+    assert "s3cret" not in caplog.text
 
 
 def test_replicas_racing_for_the_same_events_each_win_a_key_exactly_once(database_url):
