@@ -69,6 +69,8 @@ class DiscordConfig:
     message_content: bool = False  # the privileged Message Content intent
     channels: frozenset[int] = frozenset()  # answer every message here (needs message_content)
     sync_commands: bool = True  # register /career with Discord when it differs from what is registered
+    shard_ids: tuple[int, ...] = ()  # the shards this process runs; () = all of shard_count
+    shard_count: int = 0  # total shards across processes; 0 = one unsharded connection
     guild_ready_timeout: float = 2.0
     startup_timeout: float = 120.0
     stop_timeout: float = 30.0
@@ -83,7 +85,28 @@ class DiscordConfig:
             gateway_url=settings.discord_gateway_url,
             message_content=settings.discord_message_content,
             channels=settings.discord_channels,
+            shard_ids=settings.discord_shard_ids,
+            shard_count=settings.discord_shard_count,
         )
+
+    def __post_init__(self) -> None:
+        if self.shard_ids and not self.shard_count:
+            raise DiscordStartError("ROLECALL_DISCORD_SHARD_IDS needs ROLECALL_DISCORD_SHARD_COUNT (the total)")
+        if any(not 0 <= i < self.shard_count for i in self.shard_ids):
+            raise DiscordStartError(
+                f"ROLECALL_DISCORD_SHARD_IDS must be between 0 and ROLECALL_DISCORD_SHARD_COUNT - 1 ({self.shard_count - 1})"
+            )
+
+    @property
+    def sharded(self) -> bool:
+        return self.shard_count > 0
+
+    def describe_shards(self) -> str:
+        """E.g. "shards 0, 1 of 4"; "" when unsharded."""
+        if not self.sharded:
+            return ""
+        ids = self.shard_ids or tuple(range(self.shard_count))
+        return f"shard{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))} of {self.shard_count}"
 
     def intents(self) -> discord.Intents:
         """Guilds, guild messages and DMs; Message Content only when the operator enabled it."""
@@ -300,6 +323,19 @@ class RolecallClient(discord.Client):
         await self.adapter.report_error(error, event_method, message=message)
 
 
+class RolecallShardedClient(RolecallClient, discord.AutoShardedClient):
+    """The same client over some of the bot's shards (ROLECALL_DISCORD_SHARD_IDS of _COUNT): Discord sends
+    a shard the events of the guilds with (guild_id >> 22) % shard_count == its id, and DMs to shard 0."""
+
+    async def on_ready(self) -> None:
+        log.info(
+            "Discord: connected as %s in %d servers (%s)",
+            self.user,
+            len(self.guilds),
+            self.adapter.config.describe_shards(),
+        )
+
+
 class DiscordAdapter:
     """Runs a discord.py client as a background task on the serve loop; see the module docstring."""
 
@@ -350,14 +386,23 @@ class DiscordAdapter:
         self._stopping = False
         self._endpoints.apply()
         intents = self.config.intents()
-        client = self._client = RolecallClient(
-            self,
-            intents=intents,
-            allowed_mentions=NO_PINGS,
-            guild_ready_timeout=self.config.guild_ready_timeout,
-            max_messages=None,  # no message cache: DM text is not kept in memory
-            chunk_guilds_at_startup=False,
-        )
+        options: dict[str, Any] = {
+            "intents": intents,
+            "allowed_mentions": NO_PINGS,
+            "guild_ready_timeout": self.config.guild_ready_timeout,
+            "max_messages": None,  # no message cache: DM text is not kept in memory
+            "chunk_guilds_at_startup": False,
+        }
+        client: RolecallClient
+        if self.config.sharded:
+            client = self._client = RolecallShardedClient(
+                self,
+                shard_ids=list(self.config.shard_ids) or None,
+                shard_count=self.config.shard_count,
+                **options,
+            )
+        else:
+            client = self._client = RolecallClient(self, **options)
         try:
             await self._login(client)
             self._task = asyncio.create_task(client.connect(reconnect=True), name="rolecall-discord")
@@ -446,14 +491,12 @@ class DiscordAdapter:
 
     def is_connected(self) -> bool:
         client = self._client
-        return (
-            client is not None
-            and self._task is not None
-            and not self._task.done()
-            and client.is_ready()
-            and client.ws is not None
-            and client.ws.open
-        )
+        if client is None or self._task is None or self._task.done() or not client.is_ready():
+            return False
+        if isinstance(client, discord.AutoShardedClient):
+            shards = client.shards
+            return bool(shards) and not any(shard.is_closed() for shard in shards.values())
+        return client.ws is not None and client.ws.open
 
     async def sync_commands(self) -> None:
         """Register /career with Discord, but only when it differs from what Discord already has."""

@@ -42,7 +42,7 @@ from adapters.slack_blocks import (
 from bot.admin import AdminActions
 from bot.answer import Answer, Question
 from bot.conversation import Conversation
-from bot.records import user_hash
+from bot.records import ClaimStore, user_hash
 from bot.service import RolecallService
 from bot.settings import Settings
 from index.errors import RolecallError
@@ -134,18 +134,26 @@ class SlackConfig:
 
 
 class SeenEvents:
-    """Keys seen in the last few minutes (bounded), so a retried or doubled event is answered once.
+    """Keys seen in the last few minutes, so a retried or doubled event is answered once.
 
-    In memory: it protects one process. Several replicas behind one Request URL would need a shared store.
+    A bounded in-memory map filters what this process has seen; `shared` (the records database's
+    claimed_keys table) decides between replicas: the first INSERT of a key wins. When that database
+    cannot be reached the event is answered anyway (a duplicate is possible) and one line is logged.
     """
 
-    def __init__(self, ttl: float = SEEN_TTL_SECONDS, max_items: int = SEEN_MAX_ITEMS) -> None:
+    def __init__(
+        self,
+        ttl: float = SEEN_TTL_SECONDS,
+        max_items: int = SEEN_MAX_ITEMS,
+        shared: ClaimStore | None = None,
+    ) -> None:
         self.ttl = ttl
         self.max_items = max_items
+        self.shared = shared
         self._expiry: OrderedDict[str, float] = OrderedDict()
 
     def claim(self, *keys: str) -> bool:
-        """Remember all keys; True only if none of them was seen before."""
+        """Remember all keys in this process; True only if none of them was seen here before."""
         now = time.monotonic()
         while self._expiry and next(iter(self._expiry.values())) <= now:
             self._expiry.popitem(last=False)
@@ -156,6 +164,20 @@ class SeenEvents:
         while len(self._expiry) > self.max_items:
             self._expiry.popitem(last=False)
         return fresh
+
+    async def claim_shared(self, *keys: str) -> bool:
+        """True unless another replica claimed one of the keys first (or there is no shared store)."""
+        if self.shared is None:
+            return True
+        try:
+            return await asyncio.to_thread(self.shared.claim, keys)
+        except self.shared.database.errors as exc:
+            log.warning(
+                "event de-duplication store %s unavailable, answering anyway (a duplicate is possible): %s",
+                self.shared.database.describe(),
+                (str(exc).splitlines() or [type(exc).__name__])[0][:200],
+            )
+            return True
 
 
 class _NoRejectedBody(logging.Filter):
@@ -220,7 +242,7 @@ class SlackAdapter:
         self.conversation = conversation or Conversation(service, admin.records)
         self.working_sign_after = working_sign_after
         self.stop_timeout = stop_timeout
-        self.seen = SeenEvents()
+        self.seen = SeenEvents(shared=ClaimStore(admin.records.database, SEEN_TTL_SECONDS))
         self._library_log = _library_logger()
         # Every argument explicit: Bolt falls back to SLACK_* environment variables for missing ones.
         self.app = AsyncApp(
@@ -391,8 +413,14 @@ class SlackAdapter:
         keys = [f"message:{event.get('channel')}:{event.get('ts')}"]
         if body.get("event_id"):
             keys.append(f"event:{body['event_id']}")
-        if self.seen.claim(*keys):
-            self._spawn(body, self._answer_event(event, client))
+        if self.seen.claim(*keys):  # this process has not seen it: ask the other replicas
+            self._spawn(body, self._answer_event_once(keys, event, client))
+
+    async def _answer_event_once(
+        self, keys: list[str], event: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        if await self.seen.claim_shared(*keys):
+            await self._answer_event(event, client)
 
     def _is_person_writing(self, event: dict[str, Any]) -> bool:
         """A new message typed by a person: not us, not another bot, not an edit, join or notice."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -163,19 +162,19 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _read_store(store: RecordStore, read: Callable[[], list[T]]) -> list[T]:
     """Rows from the record store; none when it does not exist yet, a one-line error when unreadable."""
-    if not store.path.exists():
+    if not store.database.exists():
         return []
     try:
         return read()
-    except (sqlite3.Error, OSError) as exc:
-        raise RolecallError(f"cannot read the record store {store.path}: {exc}") from None
+    except store.database.errors as exc:
+        raise RolecallError(f"cannot read the record store {store.database.describe()}: {exc}") from None
 
 
 def _cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
-    store = RecordStore(settings.database_path)
+    store = RecordStore(settings.database)
     votes = _read_store(store, store.votes)
     if not votes:
-        print(f"no feedback votes yet ({store.path})")
+        print(f"no feedback votes yet ({store.database.describe()})")
         return 0
     shown = votes[-args.last :] if args.last else votes
     rows = [(v.at, v.platform, v.user_hash, v.vote, v.question, ", ".join(v.sources)) for v in shown]
@@ -186,10 +185,10 @@ def _cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    store = RecordStore(settings.database_path)
+    store = RecordStore(settings.database)
     entries = _read_store(store, store.audit_entries)
     if not entries:
-        print(f"no admin actions recorded yet ({store.path})")
+        print(f"no admin actions recorded yet ({store.database.describe()})")
         return 0
     shown = entries[-args.last :] if args.last else entries
     rows = [(e.at, e.platform, e.user_hash, e.action, e.result, e.detail) for e in shown]

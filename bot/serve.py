@@ -195,7 +195,8 @@ def serve(settings: Settings) -> int:
     setup_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
     service = RolecallService(ServiceConfig.from_settings(settings), metrics=metrics)
-    records = RecordStore(settings.database_path)
+    records = RecordStore(settings.database)
+    log.info("records and seen Slack events: %s", records.database.describe())
     admin = AdminActions(service, records, settings.admins)
     conversation = Conversation(
         service,

@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.records import check_database_url
 from index.errors import RolecallError
 
 BUNDLED_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
@@ -132,6 +133,12 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = Field(
         default=None, alias="ROLECALL_QDRANT_API_KEY", description="the Qdrant server's API key"
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        alias="ROLECALL_DATABASE_URL",
+        description="feedback, audit and Slack event de-duplication: `sqlite:///file` (one host) or"
+        " `postgresql://user:password@host/db` (shared by replicas)",
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None, alias="SLACK_BOT_TOKEN", description="Slack Bot User OAuth Token (`xoxb-…`)"
@@ -177,11 +184,41 @@ class Settings(BaseSettings):
         alias="ROLECALL_DISCORD_CHANNELS",
         description="Discord channel ids where every message is answered, comma-separated",
     )
+    discord_shard_ids_list: str = Field(
+        default="",
+        alias="ROLECALL_DISCORD_SHARD_IDS",
+        description="the Discord shards this process runs, comma-separated (e.g. `0,1`); empty: all of them",
+    )
+    discord_shard_count: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        alias="ROLECALL_DISCORD_SHARD_COUNT",
+        description="total shards across every process; 0: one process, Discord's recommended count",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(check_database_url(value.get_secret_value().strip()))
+
+    @model_validator(mode="after")
+    def _shards(self) -> Settings:
+        ids = self.discord_shard_ids  # raises on a malformed list
+        if ids and not self.discord_shard_count:
+            raise ValueError("ROLECALL_DISCORD_SHARD_IDS needs ROLECALL_DISCORD_SHARD_COUNT (the total)")
+        if any(i >= self.discord_shard_count for i in ids):
+            raise ValueError(
+                f"ROLECALL_DISCORD_SHARD_IDS must be below ROLECALL_DISCORD_SHARD_COUNT ({self.discord_shard_count})"
+            )
+        return self
 
     @field_validator("knowledge_path")
     @classmethod
@@ -227,9 +264,25 @@ class Settings(BaseSettings):
             raise SettingsError("invalid setting ROLECALL_DISCORD_CHANNELS: expected channel ids") from exc
 
     @property
+    def discord_shard_ids(self) -> tuple[int, ...]:
+        """The shard ids this process runs (empty: all, when ROLECALL_DISCORD_SHARD_COUNT allows)."""
+        try:
+            ids = tuple(sorted({int(item) for item in _split_list(self.discord_shard_ids_list)}))
+        except ValueError:
+            raise ValueError("ROLECALL_DISCORD_SHARD_IDS must be shard numbers, e.g. 0,1") from None
+        if any(i < 0 for i in ids):
+            raise ValueError("ROLECALL_DISCORD_SHARD_IDS must be shard numbers, e.g. 0,1")
+        return ids
+
+    @property
     def database_path(self) -> Path:
-        """The SQLite file for feedback votes and the audit log."""
+        """The default SQLite file for feedback, audit and seen Slack events."""
         return self.data_dir / "rolecall.sqlite3"
+
+    @property
+    def database(self) -> Path | str:
+        """ROLECALL_DATABASE_URL, else the SQLite file under the data folder."""
+        return self.database_url.get_secret_value() if self.database_url else self.database_path
 
 
 def _split_list(value: str) -> list[str]:
@@ -243,7 +296,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field_name = str(error["loc"][0]) if error["loc"] else "?"
+            if not error["loc"]:  # a check across settings: its message names them
+                lines.append(f"invalid settings: {str(error['msg']).removeprefix('Value error, ')}")
+                continue
+            field_name = str(error["loc"][0])
             field = Settings.model_fields.get(field_name)
             name = (field.alias if field is not None else None) or field_name
             lines.append(f"invalid setting {name}: {error['msg']}")
@@ -257,6 +313,7 @@ _DEFAULT_TEXT = {
     "ROLECALL_KNOWLEDGE_DIR": "the bundled `knowledge/`",
     "ROLECALL_MODEL": "the packaged all-MiniLM-L6-v2",
     "ROLECALL_QDRANT_PATH": "`$ROLECALL_DATA_DIR/qdrant`",
+    "ROLECALL_DATABASE_URL": "`sqlite:///$ROLECALL_DATA_DIR/rolecall.sqlite3`",
 }
 
 

@@ -1,4 +1,4 @@
-"""A fake Discord on 127.0.0.1: the gateway websocket and the REST API in one aiohttp app, recording calls."""
+"""A fake Discord on 127.0.0.1: the gateway websocket (sharded) and the REST API in one aiohttp app, recording calls."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from aiohttp import WSMsgType, web
 
 BOT_ID = 900_000_000_000_000_001
 APP_ID = BOT_ID  # Discord gives a bot user the id of its application
-GUILD_ID = 910_000_000_000_000_001
+GUILD_ID = 910_000_000_000_000_001  # on shard 0 of 2: (GUILD_ID >> 22) % 2 == 0
 CHANNEL_ID = 920_000_000_000_000_001
 OTHER_CHANNEL_ID = 920_000_000_000_000_002
+SECOND_GUILD_ID = GUILD_ID + (1 << 22)  # on shard 1 of 2
+SECOND_GUILD_CHANNEL_ID = 920_000_000_000_000_003
 DM_CHANNEL_ID = 930_000_000_000_000_001
 USER_ID = 940_000_000_000_000_001
 OTHER_BOT_ID = 940_000_000_000_000_002
@@ -94,11 +96,11 @@ def role(role_id: int, name: str, permissions: int, managed: bool = False) -> di
     return payload
 
 
-def text_channel(channel_id: int, name: str) -> dict[str, Any]:
+def text_channel(channel_id: int, name: str, guild_id: int = GUILD_ID) -> dict[str, Any]:
     return {
         "id": str(channel_id),
         "type": 0,
-        "guild_id": str(GUILD_ID),
+        "guild_id": str(guild_id),
         "name": name,
         "position": 0,
         "permission_overwrites": [],
@@ -111,10 +113,23 @@ def text_channel(channel_id: int, name: str) -> dict[str, Any]:
     }
 
 
-def guild() -> dict[str, Any]:
+def shard_of(guild_id: int | None, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to; DMs (no guild) go to shard 0."""
+    return 0 if guild_id is None else (guild_id >> 22) % shard_count
+
+
+# The guilds the bot is in: id -> (name, its text channels as (id, name)).
+GUILDS: dict[int, tuple[str, tuple[tuple[int, str], ...]]] = {
+    GUILD_ID: ("Careers Club", ((CHANNEL_ID, "careers"), (OTHER_CHANNEL_ID, "ask-rolecall"))),
+    SECOND_GUILD_ID: ("Second Server", ((SECOND_GUILD_CHANNEL_ID, "general"),)),
+}
+
+
+def guild(guild_id: int = GUILD_ID) -> dict[str, Any]:
+    name, channels = GUILDS[guild_id]
     return {
-        "id": str(GUILD_ID),
-        "name": "Careers Club",
+        "id": str(guild_id),
+        "name": name,
         "icon": None,
         "splash": None,
         "discovery_splash": None,
@@ -125,7 +140,7 @@ def guild() -> dict[str, Any]:
         "default_message_notifications": 0,
         "explicit_content_filter": 0,
         "roles": [
-            role(GUILD_ID, "@everyone", EVERYDAY_PERMISSIONS),
+            role(guild_id, "@everyone", EVERYDAY_PERMISSIONS),
             role(BOT_ROLE_ID, "Rolecall", EVERYDAY_PERMISSIONS, managed=True),
             role(ROLE_ID, "engineers", 0),
         ],
@@ -150,7 +165,7 @@ def guild() -> dict[str, Any]:
         "large": False,
         "unavailable": False,
         "member_count": 2,
-        "channels": [text_channel(CHANNEL_ID, "careers"), text_channel(OTHER_CHANNEL_ID, "ask-rolecall")],
+        "channels": [text_channel(channel_id, channel, guild_id) for channel_id, channel in channels],
         "threads": [],
         "members": [member(user(BOT_ID, "Rolecall", bot=True), roles=(BOT_ROLE_ID,))],
         "voice_states": [],
@@ -162,19 +177,29 @@ def guild() -> dict[str, Any]:
 
 
 class FakeDiscord:
-    """Serves GET /gateway (websocket) and /api/v10/... on one port; tests dispatch gateway events."""
+    """Serves GET /gateway (websocket) and /api/v10/... on one port; tests dispatch gateway events.
 
-    def __init__(self, refuse_privileged_intents: bool = False) -> None:
+    Several gateway connections may be open, one per shard: IDENTIFY's `shard` field ([id, count],
+    absent = [0, 1]) says which; each gets READY and GUILD_CREATE for the guilds of its shard only, and
+    `dispatch` sends an event to the shard of its guild (DMs to shard 0), as Discord does.
+    """
+
+    def __init__(self, refuse_privileged_intents: bool = False, guilds: tuple[int, ...] = (GUILD_ID,)) -> None:
         self.refuse_privileged_intents = refuse_privileged_intents
+        self.guilds = guilds
         self.calls: list[Call] = []
-        self.identify: dict[str, Any] | None = None
+        self.identify: dict[str, Any] | None = None  # the latest IDENTIFY
+        self.identifies: list[dict[str, Any]] = []
+        self.delivered: list[tuple[int, str, str]] = []  # (shard id, event name, payload id) per dispatch
+        self.shard_count = 1
         self.commands: list[dict[str, Any]] = []
         self.messages: dict[int, dict[str, Any]] = {}
         self.fail_next: dict[tuple[str, str], int] = {}  # (method, path) -> status of one failing answer
         self._ids = itertools.count(960_000_000_000_000_001)
         self._sequence = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
-        self._ready = asyncio.Event()
+        self._shard_sockets: dict[int, web.WebSocketResponse] = {}  # shard id -> its identified socket
+        self._ready: dict[int, asyncio.Event] = {}
         self._interaction_channels: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -212,6 +237,7 @@ class FakeDiscord:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         self._sockets.append(socket)
+        shard_id: int | None = None
         await socket.send_str(
             json.dumps({"op": 10, "d": {"heartbeat_interval": 41_250}, "s": None, "t": None})
         )
@@ -224,38 +250,56 @@ class FakeDiscord:
                     await socket.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
                 elif payload["op"] == 2:
                     self.identify = payload["d"]
+                    self.identifies.append(payload["d"])
                     if self.refuse_privileged_intents and payload["d"]["intents"] & PRIVILEGED_INTENTS:
                         await socket.close(code=4014, message=b"Disallowed intent(s).")
                         break
-                    await self._send(socket, "READY", self._ready_payload())
-                    await self._send(socket, "GUILD_CREATE", guild())
-                    self._ready.set()
+                    shard_id, self.shard_count = payload["d"].get("shard") or (0, 1)
+                    if not 0 <= shard_id < self.shard_count:
+                        await socket.close(code=4010, message=b"Invalid shard.")
+                        break
+                    self._shard_sockets[shard_id] = socket
+                    mine = [g for g in self.guilds if shard_of(g, self.shard_count) == shard_id]
+                    await self._send(socket, "READY", self._ready_payload(mine, [shard_id, self.shard_count]))
+                    for guild_id in mine:
+                        await self._send(socket, "GUILD_CREATE", guild(guild_id))
+                    self._ready_event(shard_id).set()
         finally:
             self._sockets.remove(socket)
+            if shard_id is not None and self._shard_sockets.get(shard_id) is socket:
+                del self._shard_sockets[shard_id]
+                self._ready_event(shard_id).clear()
         return socket
 
-    def _ready_payload(self) -> dict[str, Any]:
+    def _ready_event(self, shard_id: int) -> asyncio.Event:
+        return self._ready.setdefault(shard_id, asyncio.Event())
+
+    def _ready_payload(self, guild_ids: list[int], shard: list[int]) -> dict[str, Any]:
         bot = user(BOT_ID, "Rolecall", bot=True)
         return {
             "v": 10,
             "user": {**bot, "verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
-            "session_id": "fake-session",
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in guild_ids],
+            "session_id": f"fake-session-{shard[0]}",
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(APP_ID), "flags": 0},
             "private_channels": [],
             "relationships": [],
+            "shard": shard,
         }
 
     async def _send(self, socket: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
         await socket.send_str(json.dumps({"op": 0, "t": event, "s": next(self._sequence), "d": data}))
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send one gateway event to the connected client."""
-        await asyncio.wait_for(self._ready.wait(), timeout=10)
+        """Send one gateway event to the connection of its guild's shard (DMs: shard 0)."""
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+        shard_id = shard_of(guild_id, self.shard_count)
+        await asyncio.wait_for(self._ready_event(shard_id).wait(), timeout=10)
         if event == "INTERACTION_CREATE":
             self._interaction_channels[data["token"]] = int(data["channel"]["id"])
-        await self._send(self._sockets[-1], event, data)
+        self.delivered.append((shard_id, event, str(data.get("id", ""))))
+        await self._send(self._shard_sockets[shard_id], event, data)
 
     # -- REST --------------------------------------------------------------------------------
 
@@ -401,6 +445,7 @@ class FakeDiscord:
         mentions: tuple[dict[str, Any], ...] = (),
         role_mentions: tuple[int, ...] = (),
         mention_everyone: bool = False,
+        guild_id: int = GUILD_ID,
     ) -> dict[str, Any]:
         author = author or user(USER_ID, "asker")
         payload: dict[str, Any] = {
@@ -422,7 +467,7 @@ class FakeDiscord:
             "flags": 0,
         }
         if not dm:
-            payload["guild_id"] = str(GUILD_ID)
+            payload["guild_id"] = str(guild_id)
             payload["member"] = member(None)
         return payload
 
