@@ -103,6 +103,7 @@ class RolecallService:
         self._swap_lock = threading.Lock()
         self._reindex_lock = threading.Lock()
         self._qdrant_client = qdrant_client  # shared by tests; else opened from the config on first use
+        self._owns_qdrant_client = qdrant_client is None
         self._qdrant_source: QdrantCandidates | None = None
 
     # -- Qdrant --------------------------------------------------------------------------------
@@ -122,6 +123,12 @@ class RolecallService:
                 str(path) if path else "", self.config.qdrant_url, self.config.qdrant_api_key
             )
         return self._qdrant_client
+
+    def live_collection(self) -> str | None:
+        """The Qdrant collection the alias names now (None before the first publish)."""
+        from index.qdrant_store import DEFAULT_ALIAS, live_collection
+
+        return live_collection(self._qdrant(), DEFAULT_ALIAS)
 
     def _open_qdrant(self) -> None:
         """Install a retriever that follows the alias; IndexMissingError while it names no collection."""
@@ -269,6 +276,11 @@ class RolecallService:
                 report.wrote_new_version = True
         self._open_qdrant()
         return report
+
+    def close(self) -> None:
+        """Release the Qdrant client this service opened (a local-mode folder admits one client at a time)."""
+        if self._owns_qdrant_client and self._qdrant_client is not None:
+            self._qdrant_client.close()
 
     def _folders(self) -> str:
         return ", ".join(str(p) for p in self.config.knowledge_dirs)

@@ -20,7 +20,7 @@ import numpy as np
 from index.embedding import Vectors
 from index.errors import IndexIncompatibleError, IndexMissingError
 from index.keyword import tokenize
-from index.retrieval import CANDIDATES, RRF_K, Ranked
+from index.retrieval import CANDIDATES, KEYWORD_WEIGHT, ROLE_BOOST, Ranked
 from index.roles import RoleDocument, RoleMatcher
 from index.search import SearchIndex
 from index.store import IndexBusyError
@@ -290,14 +290,19 @@ class QdrantVersion:
         self.built_at = str(metadata.get("built_at", ""))
         self.documents = tuple(_document(d) for d in metadata.get("documents", ()))
         self.roles = RoleMatcher(d for d in self.documents if d.aliases or d.level)
-        self.role_boost = 1.0 / RRF_K  # the engine's RRF score of a first place in one of the two lists
+        self.role_boost = ROLE_BOOST
         self._count = count
 
     def __len__(self) -> int:
         return self._count
 
     def candidates(self, question: str, vector: Vectors) -> list[Ranked]:
-        """One Query API call: dense and sparse prefetch fused by RRF, with the vectors and the payload."""
+        """One Query API call: the union of the dense and the sparse (keyword) candidates, each with its
+        keyword score (0 when only dense search found it), its dense and sentence vectors and its payload.
+
+        The fusion is the FAISS form's: `cosine + KEYWORD_WEIGHT * keyword / best keyword`, the cosine exact
+        from the returned vector; the engine's IDF-weighted sparse score stands in for BM25.
+        """
         from qdrant_client import models
 
         dense = np.asarray(vector, dtype=np.float32).reshape(-1)
@@ -306,12 +311,13 @@ class QdrantVersion:
         if ids:
             sparse = models.SparseVector(indices=ids, values=[1.0] * len(ids))
             prefetch.append(models.Prefetch(query=sparse, using=SPARSE, limit=CANDIDATES))
+        keyword_score = "$score[1]" if ids else "$score[0]"  # rescoring by the sparse score keeps the union
         try:
             response = self.source.client.query_points(
                 self.collection,
                 prefetch=prefetch,
-                query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
-                limit=CANDIDATES,
+                query=models.FormulaQuery(formula=keyword_score, defaults={keyword_score: 0.0}),
+                limit=CANDIDATES * len(prefetch),
                 with_payload=True,
                 with_vectors=[DENSE, SENTENCES],
             )
@@ -320,20 +326,19 @@ class QdrantVersion:
             if fresh.collection == self.collection:
                 raise
             return fresh.candidates(question, vector)
+        points = response.points
+        best = max((float(p.score) for p in points), default=0.0) if ids else 0.0
         ranked = []
-        for point in response.points:
+        for point in points:
             payload = point.payload or {}
             vectors = point.vector if isinstance(point.vector, dict) else {}
             passage = Passage(
                 str(payload["source"]), str(payload["title"]), str(payload["section"]), str(payload["text"])
             )
-            passage_vector = np.asarray(vectors[DENSE], dtype=np.float32)
+            cosine = float(np.asarray(vectors[DENSE], dtype=np.float32) @ dense)
+            keyword = float(point.score) / best if best > 0 else 0.0
             sentence_rows = np.asarray(vectors[SENTENCES], dtype=np.float32).reshape(-1, len(dense))
-            ranked.append(
-                Ranked(
-                    int(point.id), float(passage_vector @ dense), float(point.score), passage, sentence_rows
-                )
-            )
+            ranked.append(Ranked(int(point.id), cosine, cosine + KEYWORD_WEIGHT * keyword, passage, sentence_rows))
         return ranked
 
 
