@@ -42,7 +42,7 @@ def _service(
         alias_check_seconds=float(extra.get("alias_check_seconds", 0.0)),
         reindex_lease_seconds=float(extra.get("reindex_lease_seconds", 120.0)),
     )
-    return RolecallService(config, embedder, qdrant_client=client)  # type: ignore[arg-type]
+    return RolecallService(config, embedder, qdrant_client=client)
 
 
 @pytest.fixture(scope="module", params=["faiss", "qdrant"])
