@@ -18,6 +18,7 @@ from bot.service import RolecallService, ServiceConfig
 from bot.settings import load_settings
 from index.embedding import SentenceTransformerEmbedder, resolve_model
 from index.onnx_embedder import OnnxEmbedder
+from index.search import SearchIndex
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
         )
         built = RolecallService(config, torch_embedder)
         built.open()
-        passages = [p.text for p in built.retriever.index.passages]
+        passages = [p.text for p in SearchIndex.open(config.index_dir).passages]
         texts = questions + passages
         difference = float(np.max(np.abs(torch_embedder.embed_documents(texts) - onnx_embedder.embed_documents(texts))))
         single = max(

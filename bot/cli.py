@@ -115,9 +115,14 @@ def _opened(args: argparse.Namespace, settings: Settings) -> RolecallService:
 def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     service = _service(args, settings)
     on_terminal = sys.stderr.isatty()
-    report = service.reindex(progress=_say if on_terminal else None, show_progress_bar=on_terminal)
-    print(f"index {service.config.index_dir}")
-    print(report_text(report))
+    try:
+        report = service.reindex(progress=_say if on_terminal else None, show_progress_bar=on_terminal)
+        print(f"index {service.config.index_dir}")
+        if service.uses_qdrant:
+            print(f"answering from Qdrant: {service.live_collection()}")
+        print(report_text(report))
+    finally:
+        service.close()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The Rolecall service: answer questions from the live index and rebuild it, one reindex at a time."""
+"""The Rolecall service: answer from the live index (FAISS files or Qdrant) and rebuild it, one reindex at a time."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from bot.answer import Answer
 from bot.metrics import Metrics, ReindexResult
-from bot.settings import Settings, SettingsError
+from bot.settings import Settings
 from index.batching import QueryBatcher
 from index.builder import BuildReport, build_index
 from index.embedding import Embedder, ModelSpec, create_embedder, resolve_model
@@ -19,6 +20,11 @@ from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissing
 from index.retrieval import Fusion, Retriever
 from index.search import SearchIndex
 from index.store import IndexBusyError, check_compatible
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+    from index.qdrant_store import QdrantCandidates
 
 Notify = Callable[[str], None]
 
@@ -41,14 +47,15 @@ class ServiceConfig:
     model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
     embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
     threads: int = 0  # inference threads; 0: every CPU this process may use
+    vector_store: Literal["faiss", "qdrant"] = "faiss"  # qdrant: answer from the engine, publish reindexes there
+    qdrant_url: str = ""  # a Qdrant server; else qdrant_path (local mode), else memory
+    qdrant_path: Path | None = None
+    qdrant_api_key: str = field(default="", repr=False)
+    reindex_lease_seconds: float = 120.0  # Qdrant: how long a crashed reindex blocks the next one
+    alias_check_seconds: float = 2.0  # Qdrant: how often a replica looks where the alias points
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
-        if settings.vector_store != "faiss":
-            raise SettingsError(
-                f"ROLECALL_VECTOR_STORE={settings.vector_store}: the service answers from FAISS only so far;"
-                " the Qdrant store is index.qdrant_store (see docs/scaling.md)"
-            )
         return cls(
             knowledge_dirs=tuple(settings.knowledge_dirs),
             index_dir=settings.index_dir,
@@ -59,14 +66,29 @@ class ServiceConfig:
             model_cache_dir=settings.model_cache_dir,
             embedder=settings.embedder,
             threads=settings.threads,
+            vector_store=settings.vector_store,
+            qdrant_url=settings.qdrant_url,
+            qdrant_path=settings.qdrant_path,
+            qdrant_api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else "",
+            reindex_lease_seconds=settings.reindex_lease_seconds,
         )
 
 
 class RolecallService:
-    """ask() and reindex() over one index folder; the embedding model is loaded once and shared."""
+    """ask() and reindex() over one index folder; the embedding model is loaded once and shared.
+
+    With `vector_store="qdrant"` the questions are answered from the collection the Qdrant alias names
+    (so every replica on one Qdrant answers from the same version), and a reindex builds the index
+    folder as usual (it is the embedding cache) and then publishes it as a new collection, holding a
+    lease in Qdrant so that one replica at a time does so.
+    """
 
     def __init__(
-        self, config: ServiceConfig, embedder: Embedder | None = None, metrics: Metrics | None = None
+        self,
+        config: ServiceConfig,
+        embedder: Embedder | None = None,
+        metrics: Metrics | None = None,
+        qdrant_client: QdrantClient | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
@@ -80,19 +102,90 @@ class RolecallService:
         self._retriever: Retriever | None = None
         self._swap_lock = threading.Lock()
         self._reindex_lock = threading.Lock()
+        self._qdrant_client = qdrant_client  # shared by tests; else opened from the config on first use
+        self._owns_qdrant_client = qdrant_client is None
+        self._qdrant_source: QdrantCandidates | None = None
+
+    # -- Qdrant --------------------------------------------------------------------------------
+
+    @property
+    def uses_qdrant(self) -> bool:
+        return self.config.vector_store == "qdrant"
+
+    def _qdrant(self) -> QdrantClient:
+        if self._qdrant_client is None:
+            from index.qdrant_store import open_client
+
+            path = self.config.qdrant_path
+            if path is not None and not self.config.qdrant_url:
+                path.mkdir(parents=True, exist_ok=True)
+            self._qdrant_client = open_client(
+                str(path) if path else "", self.config.qdrant_url, self.config.qdrant_api_key
+            )
+        return self._qdrant_client
+
+    def live_collection(self) -> str | None:
+        """The Qdrant collection the alias names now (None before the first publish)."""
+        from index.qdrant_store import DEFAULT_ALIAS, live_collection
+
+        return live_collection(self._qdrant(), DEFAULT_ALIAS)
+
+    def _open_qdrant(self) -> None:
+        """Install a retriever that follows the alias; IndexMissingError while it names no collection."""
+        from index.qdrant_store import QdrantCandidates
+
+        if self._qdrant_source is None:
+            self._qdrant_source = QdrantCandidates(
+                self._qdrant(), self.spec.model_id, check_seconds=self.config.alias_check_seconds
+            )
+        version = self._qdrant_source.version(refresh=True)
+        with self._swap_lock:
+            if self._retriever is None:
+                self._retriever = Retriever(self._qdrant_source, self.embedder, self._batcher)
+        self.metrics.passages.set(len(version))
 
     # -- reading -----------------------------------------------------------------------------
 
     def open(self, notify: Notify | None = None) -> None:
         """Load the live index; build it first when it is missing, damaged or from another model."""
         try:
-            self._install(self._open_index())
+            if self.uses_qdrant:
+                self._open_qdrant()
+            else:
+                self._install(self._open_index())
         except (IndexMissingError, IndexCorruptError, IndexIncompatibleError) as exc:
             if notify:
                 notify(f"{exc}; building the index from {self._folders()}…")
-            self.reindex(progress=notify)
+            try:
+                self.reindex(progress=notify)
+            except ReindexBusyError as busy:
+                if not self.uses_qdrant:
+                    raise
+                self._wait_for_other_replica(str(busy), notify)  # it publishes the alias we then follow
             if self._retriever is None:  # the reindex found nothing to write
-                self._install(self._open_index())
+                self._open_qdrant() if self.uses_qdrant else self._install(self._open_index())
+
+    def _wait_for_other_replica(self, reason: str, notify: Notify | None) -> None:
+        """Qdrant, first start: another replica holds the reindex lease; follow its alias once it exists.
+
+        Should that replica crash, its lease expires and this one builds the index itself.
+        """
+        if notify:
+            notify(f"{reason}; waiting for that replica's index")
+        deadline = time.monotonic() + 10 * self.config.reindex_lease_seconds
+        while time.monotonic() < deadline:
+            time.sleep(min(2.0, self.config.reindex_lease_seconds / 4))
+            try:
+                self._open_qdrant()
+                return
+            except IndexMissingError:
+                pass
+            try:
+                self.reindex(progress=notify)  # succeeds once a crashed holder's lease has expired
+                return
+            except ReindexBusyError:
+                continue
+        raise ReindexBusyError(f"{reason}; still no index after waiting {10 * self.config.reindex_lease_seconds} s")
 
     def _open_index(self) -> SearchIndex:
         search_index = SearchIndex.open(self.config.index_dir)
@@ -159,25 +252,62 @@ class RolecallService:
         result: ReindexResult = "failed"
         try:
             try:
-                report = build_index(
-                    list(self.config.knowledge_dirs),
-                    self.config.index_dir,
-                    self.spec,
-                    lambda: self.embedder,
-                    self.config.max_file_bytes,
-                    progress,
-                    show_progress_bar,
-                )
+                if self.uses_qdrant:
+                    report = self._reindex_qdrant(progress, show_progress_bar)
+                else:
+                    report = self._build(progress, show_progress_bar)
+                    if report.wrote_new_version:  # else the live index stays; a first ask opens it lazily
+                        self._install(self._open_index())
             except IndexBusyError as exc:
-                result = "busy"  # another process is building this index folder
+                result = "busy"  # another process is building this index folder, or another replica publishing
                 raise ReindexBusyError(str(exc)) from exc
-            if report.wrote_new_version:  # else the live index stays; a first ask opens it lazily
-                self._install(self._open_index())
             result = "ok"
             return report
         finally:
             self.metrics.count_reindex(result, time.monotonic() - started, time.time())
             self._reindex_lock.release()
+
+    def _build(self, progress: Notify | None, show_progress_bar: bool) -> BuildReport:
+        """Refresh the index folder (unchanged documents keep their vectors)."""
+        return build_index(
+            list(self.config.knowledge_dirs),
+            self.config.index_dir,
+            self.spec,
+            lambda: self.embedder,
+            self.config.max_file_bytes,
+            progress,
+            show_progress_bar,
+        )
+
+    def _reindex_qdrant(self, progress: Notify | None, show_progress_bar: bool) -> BuildReport:
+        """Build the index folder, then publish it as a new collection and move the alias, under the lease.
+
+        Published when the folder got a new version or the live collection holds other content (none yet,
+        another model, other documents: compared by the manifest's fingerprint, not by build time).
+        """
+        from index.qdrant_store import QdrantLease, QdrantVectorStore, live_collection, publish_index
+
+        client = self._qdrant()
+        lease = QdrantLease(client, seconds=self.config.reindex_lease_seconds)
+        with lease.held():
+            report = self._build(progress, show_progress_bar)
+            search_index = self._open_index()
+            live = live_collection(client, lease.alias)
+            metadata = (client.get_collection(live).config.metadata or {}) if live else {}
+            published = (metadata.get("model_id"), metadata.get("fingerprint"))
+            if report.wrote_new_version or published != (self.spec.model_id, search_index.manifest.fingerprint):
+                if progress:
+                    progress(f"publishing {len(search_index)} passages to Qdrant")
+                store = QdrantVectorStore(client, self.spec.model_id, search_index.manifest.dimension, owns_client=False)
+                publish_index(store, search_index, lease.confirm)
+                report.wrote_new_version = True
+        self._open_qdrant()
+        return report
+
+    def close(self) -> None:
+        """Release the Qdrant client this service opened (a local-mode folder admits one client at a time)."""
+        if self._owns_qdrant_client and self._qdrant_client is not None:
+            self._qdrant_client.close()
 
     def _folders(self) -> str:
         return ", ".join(str(p) for p in self.config.knowledge_dirs)

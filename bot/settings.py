@@ -139,6 +139,13 @@ class Settings(BaseSettings):
         description="feedback, audit and Slack event de-duplication: `sqlite:///file` (one host) or"
         " `postgresql://user:password@host/db` (shared by replicas)",
     )
+    reindex_lease_seconds: int = Field(
+        default=120,
+        ge=5,
+        alias="ROLECALL_REINDEX_LEASE_SECONDS",
+        description="Qdrant: a reindex holds a lease in Qdrant (renewed while it runs); a crashed one blocks"
+        " the next reindex this long at most",
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None, alias="SLACK_BOT_TOKEN", description="Slack Bot User OAuth Token (`xoxb-…`)"

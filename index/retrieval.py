@@ -7,21 +7,25 @@ fusion on every eval set (see bench/quality.py). The top passages are then de-du
 comparisons, drawn from each named role in turn. Each passage's highlight is its sentence closest to
 the question; that sentence's cosine is the hit's score, comparable across questions. Sentence vectors
 are computed when the index is built, so answering embeds only the question.
+
+Where candidates come from is a seam (`CandidateSource`): `FaissCandidates` ranks over an opened
+SearchIndex as described above; `index.qdrant_store.QdrantCandidates` asks Qdrant (dense + sparse,
+RRF in the engine). Role boost, de-duplication, side-by-side and highlights are shared by both.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
 import numpy as np
 
 from index.batching import QueryBatcher
 from index.chunking import passage_sentences, split_sentences
 from index.embedding import Embedder, Vectors
-from index.roles import is_comparison
+from index.roles import RoleDocument, RoleMatcher, is_comparison
 from index.search import SearchIndex
 from index.terms import default_normaliser
 from index.types import Hit, Passage
@@ -37,27 +41,97 @@ Fusion = Literal["weighted", "rrf"]
 
 @dataclass(frozen=True)
 class Ranked:
-    """A candidate passage with its dense cosine and its fused ranking score."""
+    """A candidate passage with its dense cosine, its fused ranking score and its sentences' vectors."""
 
     passage_id: int
     cosine: float
     fused: float
+    passage: Passage = field(compare=False)
+    sentence_vectors: Vectors = field(compare=False, repr=False)  # one row per chunking.passage_sentences
+
+
+class CandidateVersion(Protocol):
+    """One live version of the passages: its documents, and its candidates for a question."""
+
+    documents: tuple[RoleDocument, ...]
+    roles: RoleMatcher
+    role_boost: float  # added to the fused score of a passage whose document is a role the question names
+
+    def __len__(self) -> int: ...
+
+    def candidates(self, question: str, vector: Vectors) -> list[Ranked]:
+        """Candidates for a normalised question and its embedding, fused scores without the role boost."""
+        ...
+
+
+class CandidateSource(Protocol):
+    """Where the retriever gets the live version from (it may change between two questions)."""
+
+    def version(self) -> CandidateVersion: ...
+
+
+class FaissCandidates:
+    """Candidates from an opened SearchIndex: FAISS and BM25, fused as weighted sum (or RRF, to measure)."""
+
+    def __init__(self, search_index: SearchIndex, fusion: Fusion = "weighted") -> None:
+        self.index = search_index
+        self.fusion = fusion
+        self.documents = search_index.documents
+        self.roles = search_index.roles
+        self.passages = search_index.passages
+        self.role_boost = ROLE_BOOST if fusion == "weighted" else 1.0 / (RRF_K + 1)
+
+    def version(self) -> FaissCandidates:
+        return self  # one immutable version; the service installs a new Retriever for the next
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def candidates(self, question: str, vector: Vectors) -> list[Ranked]:
+        index = self.index
+        if len(index) == 0:
+            return []
+        _, dense_ids = index.dense(vector.reshape(1, -1), CANDIDATES)
+        keyword_scores = index.keyword.scores(question)
+        best_keyword = float(keyword_scores.max()) if len(keyword_scores) else 0.0
+        keyword_ids = np.argsort(-keyword_scores)[:CANDIDATES] if best_keyword > 0 else np.array([], dtype=int)
+        ids = list(dict.fromkeys([int(i) for i in dense_ids[0] if i >= 0] + [int(i) for i in keyword_ids]))
+        cosines = index.cosine(vector, ids)
+        keyword_part = keyword_scores[ids] / best_keyword if best_keyword > 0 else np.zeros(len(ids))
+        if self.fusion == "rrf":
+            dense_rank = {int(pid): rank for rank, pid in enumerate(i for i in dense_ids[0] if i >= 0)}
+            keyword_rank = {int(pid): rank for rank, pid in enumerate(keyword_ids)}
+            fused = [sum(1.0 / (RRF_K + 1 + r[pid]) for r in (dense_rank, keyword_rank) if pid in r) for pid in ids]
+        else:
+            fused = [
+                float(cosine + KEYWORD_WEIGHT * keyword)
+                for cosine, keyword in zip(cosines, keyword_part, strict=True)
+            ]
+        return [
+            Ranked(pid, float(c), f, index.passages[pid], index.sentence_rows(pid))
+            for pid, c, f in zip(ids, cosines, fused, strict=True)
+        ]
 
 
 class Retriever:
-    """Hybrid retrieval over one SearchIndex with one query embedder."""
+    """Hybrid retrieval over one candidate source (an opened SearchIndex, or Qdrant) with one query embedder."""
 
     def __init__(
         self,
-        search_index: SearchIndex,
+        source: SearchIndex | CandidateSource,
         embedder: Embedder,
         batcher: QueryBatcher | None = None,
         fusion: Fusion = "weighted",
     ) -> None:
-        self.index = search_index
+        self.source: CandidateSource = FaissCandidates(source, fusion) if isinstance(source, SearchIndex) else source
         self.embedder = embedder
         self.batcher = batcher or QueryBatcher(embedder.embed_queries)
         self.fusion = fusion
+
+    @property
+    def index(self) -> CandidateVersion:
+        """The live version: its documents and, with len(), its passage count."""
+        return self.source.version()
 
     def retrieve(self, question: str, k: int) -> list[Hit]:
         """The top `k` passages for a question, best first, each with its highlighted sentence."""
@@ -70,44 +144,26 @@ class Retriever:
         normalise = default_normaliser()
         normalised = [normalise(q) for q in questions]
         query_vectors = self.batcher.embed(normalised)  # shared with questions asked meanwhile
+        version = self.source.version()  # one version for the whole batch, even during a swap
         chosen = [
-            self._choose(question, vector, k) for question, vector in zip(normalised, query_vectors, strict=True)
+            self._choose(version, question, vector, k)
+            for question, vector in zip(normalised, query_vectors, strict=True)
         ]
         return self._with_highlights(normalised, query_vectors, chosen)
 
-    def _choose(self, question: str, vector: Vectors, k: int) -> list[Ranked]:
-        roles = self.index.roles.roles_in(question)
-        ranked = self._rank(question, vector, roles)
+    def _choose(self, version: CandidateVersion, question: str, vector: Vectors, k: int) -> list[Ranked]:
+        roles = version.roles.roles_in(question)
+        ranked = self._rank(version, question, vector, roles)
         if len(roles) >= 2 and is_comparison(question):
             return self._side_by_side(ranked, roles, k)
         return self._diverse_top(ranked, k)
 
-    def _rank(self, question: str, vector: Vectors, roles: list[str]) -> list[Ranked]:
-        index = self.index
-        if len(index) == 0:
-            return []
-        _, dense_ids = index.dense(vector.reshape(1, -1), CANDIDATES)
-        keyword_scores = index.keyword.scores(question)
-        best_keyword = float(keyword_scores.max()) if len(keyword_scores) else 0.0
-        keyword_ids = np.argsort(-keyword_scores)[:CANDIDATES] if best_keyword > 0 else np.array([], dtype=int)
-        ids = list(dict.fromkeys([int(i) for i in dense_ids[0] if i >= 0] + [int(i) for i in keyword_ids]))
-        cosines = index.cosine(vector, ids)
-        keyword_part = keyword_scores[ids] / best_keyword if best_keyword > 0 else np.zeros(len(ids))
+    def _rank(self, version: CandidateVersion, question: str, vector: Vectors, roles: list[str]) -> list[Ranked]:
         preferred = set(roles)
-        if self.fusion == "rrf":
-            dense_rank = {int(pid): rank for rank, pid in enumerate(i for i in dense_ids[0] if i >= 0)}
-            keyword_rank = {int(pid): rank for rank, pid in enumerate(keyword_ids)}
-            fused = [
-                sum(1.0 / (RRF_K + 1 + r[pid]) for r in (dense_rank, keyword_rank) if pid in r)
-                + (1.0 / (RRF_K + 1) if index.passages[pid].source in preferred else 0.0)
-                for pid in ids
-            ]
-        else:
-            fused = [
-                float(cosine + KEYWORD_WEIGHT * keyword + (ROLE_BOOST if index.passages[pid].source in preferred else 0.0))
-                for pid, cosine, keyword in zip(ids, cosines, keyword_part, strict=True)
-            ]
-        ranked = [Ranked(pid, float(c), f) for pid, c, f in zip(ids, cosines, fused, strict=True)]
+        ranked = [
+            replace(r, fused=r.fused + version.role_boost) if r.passage.source in preferred else r
+            for r in version.candidates(question, vector)
+        ]
         ranked.sort(key=lambda r: r.fused, reverse=True)
         return ranked
 
@@ -119,8 +175,8 @@ class Retriever:
         for candidate in ranked:
             if len(chosen) >= k:
                 break
-            passage = self.index.passages[candidate.passage_id]
-            if any(_near_duplicate(passage, self.index.passages[c.passage_id]) for c in chosen):
+            passage = candidate.passage
+            if any(_near_duplicate(passage, c.passage) for c in chosen):
                 continue
             key = (passage.source, passage.section)
             if per_section.get(key, 0) >= PER_SECTION:
@@ -135,7 +191,7 @@ class Retriever:
         """For 'A vs B': the best passage of each named role in turn, then the rest by score."""
         firsts: list[Ranked] = []
         for source in roles:
-            best = next((r for r in ranked if self.index.passages[r.passage_id].source == source), None)
+            best = next((r for r in ranked if r.passage.source == source), None)
             if best is not None:
                 firsts.append(best)
         rest = [r for r in ranked if r not in firsts]
@@ -154,9 +210,9 @@ class Retriever:
             literals = literal_terms(question)
             hits: list[Hit] = []
             for candidate in row:
-                passage = self.index.passages[candidate.passage_id]
+                passage = candidate.passage
                 sentences = passage_sentences(passage)
-                rows = self.index.sentence_rows(candidate.passage_id)
+                rows = candidate.sentence_vectors
                 if len(rows) != len(sentences):  # only if sentence splitting changed without a format bump
                     rows = self.embedder.embed_queries(sentences)
                 similarities = rows @ vector

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -77,6 +78,13 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def fingerprint(self) -> str:
+        """What this version holds (model, chunking, format, each document's bytes), not when it was built."""
+        documents = sorted(f"{d.source}:{d.content_hash}" for d in self.documents if not d.skipped_reason)
+        content = [self.model_id, self.chunking, str(self.format_version), *documents]
+        return hashlib.sha256("\n".join(content).encode("utf-8")).hexdigest()[:16]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.service import ServiceConfig
 from bot.settings import SettingsError, load_settings
 from bot.stores import open_vector_store
 from index.builder import build_index
@@ -269,14 +268,6 @@ def test_settings_choose_the_store_and_the_qdrant_folder_outlives_the_process(
     assert reopened.count() == len(corpus.passages)
     reopened.close()
     assert (tmp_path / "shared-qdrant").is_dir()
-
-
-def test_the_service_refuses_the_qdrant_store_until_it_can_answer_from_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("ROLECALL_VECTOR_STORE", "qdrant")
-    with pytest.raises(SettingsError, match="ROLECALL_VECTOR_STORE=qdrant"):
-        ServiceConfig.from_settings(load_settings())
 
 
 def test_an_unknown_store_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,347 @@
+"""RolecallService answering from FAISS and from Qdrant (local mode), reindexes across replicas, the lease."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from bot.cli import main
+from bot.service import ReindexBusyError, RolecallService, ServiceConfig
+from bot.settings import load_settings
+from index.chunking import passage_sentences
+from index.embedding import SentenceTransformerEmbedder
+from index.qdrant_store import DEFAULT_ALIAS, QdrantLease, QdrantVectorStore, live_collection, open_client
+from tests.conftest import DEFAULT_MIN_SCORE, SMALL_KNOWLEDGE, write_docs
+from tests.test_vector_stores import DATA_SCIENTIST, QUESTIONS
+
+OFF_TOPIC = ["What is the recipe for lasagna?", "Who won the football world cup in 1998?"]
+NEW_DOCUMENT_QUESTION = "What does a data scientist do with machine learning experiments?"
+
+
+def _service(
+    knowledge: Path,
+    index_dir: Path,
+    embedder: SentenceTransformerEmbedder,
+    store: str = "qdrant",
+    client: QdrantClient | None = None,
+    **extra: float,
+) -> RolecallService:
+    config = ServiceConfig(
+        knowledge_dirs=(knowledge,),
+        index_dir=index_dir,
+        model="",
+        top_k=3,
+        min_score=DEFAULT_MIN_SCORE,
+        max_file_bytes=20 * 1024 * 1024,
+        vector_store="qdrant" if store == "qdrant" else "faiss",
+        alias_check_seconds=float(extra.get("alias_check_seconds", 0.0)),
+        reindex_lease_seconds=float(extra.get("reindex_lease_seconds", 120.0)),
+    )
+    return RolecallService(config, embedder, qdrant_client=client)
+
+
+@pytest.fixture(scope="module", params=["faiss", "qdrant"])
+def opened(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
+) -> Iterator[RolecallService]:
+    folder = tmp_path_factory.mktemp(request.param)
+    service = _service(write_docs(folder / "knowledge", SMALL_KNOWLEDGE), folder / "index", real_embedder, request.param)
+    service.open()
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def client() -> Iterator[QdrantClient]:
+    shared = open_client()  # one engine (memory) for every service of the test, as replicas share a server
+    yield shared
+    shared.close()
+
+
+# -- the same answers from both stores ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question", list(QUESTIONS))
+def test_both_stores_answer_with_the_same_document_first(opened: RolecallService, question: str) -> None:
+    answer = opened.ask(question)
+    assert answer.hits, f"{opened.config.vector_store}: no answer to {question!r}"
+    assert answer.hits[0].passage.source == QUESTIONS[question]
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_both_stores_refuse_off_topic_questions_and_list_the_roles(opened: RolecallService, question: str) -> None:
+    answer = opened.ask(question)
+    assert answer.hits == ()
+    assert set(answer.known_roles) == {
+        "Senior Back-End Software Engineer",
+        "Site Reliability / DevOps Engineer",
+        "Engineering Career Ladder",
+    }
+
+
+def test_both_stores_highlight_a_sentence_of_each_passage(opened: RolecallService) -> None:
+    for question in QUESTIONS:
+        for hit in opened.ask(question).hits:
+            assert hit.highlight in passage_sentences(hit.passage)
+            assert DEFAULT_MIN_SCORE <= hit.score <= 1.0 or hit.exact
+
+
+def test_both_stores_find_the_passage_holding_an_exact_figure(opened: RolecallService) -> None:
+    answer = opened.ask("Which job pays $120,000?")
+    assert answer.hits[0].passage.source == "senior-back-end-engineer.md"
+    assert answer.hits[0].exact and "$120,000" in answer.hits[0].highlight
+
+
+def test_both_stores_put_the_two_named_roles_side_by_side(opened: RolecallService) -> None:
+    answer = opened.ask("SRE vs senior back-end engineer: which one runs Kubernetes?")
+    assert {h.passage.source for h in answer.hits[:2]} == {
+        "site-reliability-engineer.md",
+        "senior-back-end-engineer.md",
+    }
+
+
+def test_a_qdrant_replica_needs_nothing_but_the_engine(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, client: QdrantClient
+) -> None:
+    knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+    _service(knowledge, tmp_path / "writer", real_embedder, client=client).open()
+    replica = _service(tmp_path / "no-knowledge", tmp_path / "replica", real_embedder, client=client)
+    replica.open()
+    assert replica.ask("How do I get promoted from senior to staff engineer?").hits[0].passage.source == (
+        "career-ladder.md"
+    )
+    assert "Engineering Career Ladder" in replica.known_roles  # the documents live in the collection metadata
+    assert replica.passage_count > 0 and not (tmp_path / "replica").exists()
+
+
+# -- reindexing with Qdrant ----------------------------------------------------------------------------
+
+
+def test_two_services_on_one_qdrant_answer_from_the_new_collection_after_one_reindexes(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, client: QdrantClient
+) -> None:
+    knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+    first = _service(knowledge, tmp_path / "one", real_embedder, client=client)
+    second = _service(knowledge, tmp_path / "two", real_embedder, client=client)
+    first.open()
+    second.open()
+    before = live_collection(client, DEFAULT_ALIAS)
+    assert all(h.passage.source != "data-scientist.md" for h in second.ask(NEW_DOCUMENT_QUESTION).hits)
+
+    write_docs(knowledge, DATA_SCIENTIST)
+    report = first.reindex()
+    assert report.wrote_new_version and live_collection(client, DEFAULT_ALIAS) != before
+    for service in (first, second):
+        assert service.ask(NEW_DOCUMENT_QUESTION).hits[0].passage.source == "data-scientist.md"
+        assert "Data Scientist" in service.known_roles
+    assert first.reindex().added == []  # nothing changed: the alias already names this version
+    assert live_collection(client, DEFAULT_ALIAS) == first.live_collection()
+
+
+def test_questions_from_threads_while_another_service_reindexes_always_get_an_answer(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, client: QdrantClient
+) -> None:
+    knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+    reader = _service(knowledge, tmp_path / "reader", real_embedder, client=client)
+    writer = _service(knowledge, tmp_path / "writer", real_embedder, client=client)
+    reader.open()
+    threads, reindexes = 3, 4
+    started = threading.Barrier(threads + 1)
+    done = threading.Event()
+    wrong: list[str] = []
+    answered = [0] * threads
+
+    def ask(worker: int) -> None:
+        started.wait()
+        while True:
+            for question, source in QUESTIONS.items():
+                try:
+                    hits = reader.ask(question).hits
+                    got = hits[0].passage.source if hits else "no answer"
+                except Exception as exc:  # noqa: BLE001 - every failure is reported by the assertion below
+                    got = f"error {exc!r}"
+                if got != source:
+                    wrong.append(f"{question!r}: {got}")
+                answered[worker] += 1
+            if done.is_set():
+                return
+
+    workers = [threading.Thread(target=ask, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    started.wait()
+    collections = set()
+    for round_ in range(reindexes):  # the data scientist comes and goes: each reindex publishes a version
+        if round_ % 2 == 0:
+            write_docs(knowledge, DATA_SCIENTIST)
+        else:
+            (knowledge / "data-scientist.md").unlink()
+        writer.reindex()
+        collections.add(live_collection(client, DEFAULT_ALIAS))
+    done.set()
+    for worker in workers:
+        worker.join()
+    assert wrong == []
+    assert all(answered)
+    assert len(collections) == reindexes  # every reindex moved the alias
+
+
+def test_a_reindex_failing_half_way_leaves_the_alias_on_the_old_collection(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, client: QdrantClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+    service = _service(knowledge, tmp_path / "index", real_embedder, client=client)
+    service.open()
+    live = live_collection(client, DEFAULT_ALIAS)
+    write_docs(knowledge, DATA_SCIENTIST)
+
+    def dies(self: QdrantVectorStore, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("the process died while publishing")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(QdrantVectorStore, "describe", dies)  # after every passage is staged, before the swap
+        with pytest.raises(RuntimeError, match="died while publishing"):
+            service.reindex()
+    assert live_collection(client, DEFAULT_ALIAS) == live
+    names = {c.name for c in client.get_collections().collections}
+    assert names == {live}  # the staged collection was dropped, and the lease released
+    assert all(h.passage.source != "data-scientist.md" for h in service.ask(NEW_DOCUMENT_QUESTION).hits)
+
+    service.reindex()  # the next reindex publishes (the index folder already holds the new version)
+    assert live_collection(client, DEFAULT_ALIAS) != live
+    assert service.ask(NEW_DOCUMENT_QUESTION).hits[0].passage.source == "data-scientist.md"
+
+
+# -- one reindex at a time across replicas -------------------------------------------------------------
+
+
+def test_a_second_replica_cannot_reindex_while_the_first_holds_the_lease(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, client: QdrantClient
+) -> None:
+    knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+    first = _service(knowledge, tmp_path / "one", real_embedder, client=client)
+    second = _service(knowledge, tmp_path / "two", real_embedder, client=client)
+    building, go_on = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def progress(message: str) -> None:
+        building.set()
+        go_on.wait()
+
+    def run() -> None:
+        try:
+            outcome.append(first.reindex(progress=progress))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    building.wait()
+    try:
+        with pytest.raises(ReindexBusyError, match="a reindex is already running"):
+            second.reindex()
+    finally:
+        go_on.set()
+        thread.join()
+    assert not isinstance(outcome[0], Exception), outcome
+    assert QdrantLease(client).holder() is None  # released
+    second.reindex()  # now it may
+    assert second.ask(next(iter(QUESTIONS))).hits
+
+
+def test_an_expired_lease_of_a_crashed_replica_is_taken_over(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, client: QdrantClient
+) -> None:
+    crashed = QdrantLease(client, seconds=30, owner="crashed-replica")
+    crashed.acquire()  # and then the process is gone: nobody renews or releases it
+    service = _service(
+        write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE), tmp_path / "index", real_embedder,
+        client=client, reindex_lease_seconds=30.0,
+    )
+    with pytest.raises(ReindexBusyError, match="crashed-replica"):
+        service.reindex()  # an explicit reindex is refused while the lease runs
+    messages: list[str] = []
+    opener = threading.Thread(target=service.open, args=(messages.append,))
+    opener.start()  # the alias is missing: open() wants to build, finds the lease held, and waits
+    time.sleep(1.0)
+    assert opener.is_alive() and any("waiting for that replica" in m for m in messages), messages
+    client.update_collection(crashed.name, metadata={"expires": time.time() - 1})  # its lease runs out
+    opener.join(timeout=120)
+    assert not opener.is_alive()
+    assert service.ask(next(iter(QUESTIONS))).hits  # it built the index itself
+    assert QdrantLease(client).holder() is None
+
+
+def test_a_replica_starting_while_another_builds_follows_that_build(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, client: QdrantClient
+) -> None:
+    knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+    builder = _service(knowledge, tmp_path / "index-1", real_embedder, client=client)
+    follower = _service(knowledge, tmp_path / "index-2", real_embedder, client=client, reindex_lease_seconds=8.0)
+    building = threading.Event()
+
+    def slow_progress(message: str) -> None:
+        building.set()
+        time.sleep(0.2)  # a build that takes a while, so the follower starts in the middle of it
+
+    first = threading.Thread(target=builder.reindex, kwargs={"progress": slow_progress})
+    first.start()
+    assert building.wait(timeout=60)
+    messages: list[str] = []
+    follower.open(messages.append)  # returns once the builder's collection is live
+    first.join(timeout=120)
+    assert any("waiting for that replica" in m for m in messages), messages
+    assert not (tmp_path / "index-2").exists() or not any((tmp_path / "index-2").iterdir())  # it built nothing
+    question = next(iter(QUESTIONS))
+    assert follower.ask(question).hits[0].passage.source == builder.ask(question).hits[0].passage.source
+
+
+def test_a_reindex_that_lost_its_lease_does_not_move_the_alias(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, client: QdrantClient
+) -> None:
+    knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+    service = _service(knowledge, tmp_path / "index", real_embedder, client=client)
+    service.open()
+    live = live_collection(client, DEFAULT_ALIAS)
+    write_docs(knowledge, DATA_SCIENTIST)
+    lease = QdrantLease(client)
+
+    def stalls(message: str) -> None:
+        if message.startswith("publishing"):  # it stalled past its lease and another replica took over
+            client.update_collection(lease.name, metadata={"owner": "other-replica", "expires": time.time() + 60})
+
+    with pytest.raises(ReindexBusyError, match="lease was lost"):
+        service.reindex(progress=stalls)
+    assert live_collection(client, DEFAULT_ALIAS) == live
+    assert {c.name for c in client.get_collections().collections} == {live, lease.name}  # still the other's
+
+
+# -- settings and the command line -------------------------------------------------------------------
+
+
+def test_settings_configure_the_service_for_qdrant(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ROLECALL_VECTOR_STORE", "qdrant")
+    monkeypatch.setenv("ROLECALL_QDRANT_API_KEY", "qdrant-secret-key")
+    monkeypatch.setenv("ROLECALL_REINDEX_LEASE_SECONDS", "45")
+    config = ServiceConfig.from_settings(load_settings())
+    assert config.vector_store == "qdrant" and config.reindex_lease_seconds == 45
+    assert config.qdrant_path == tmp_path / "data" / "qdrant"
+    assert config.qdrant_api_key == "qdrant-secret-key" and "qdrant-secret-key" not in repr(config)
+
+
+def test_rolecall_index_publishes_to_the_qdrant_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
+    monkeypatch.setenv("ROLECALL_VECTOR_STORE", "qdrant")
+    monkeypatch.setenv("ROLECALL_QDRANT_PATH", str(tmp_path / "qdrant"))
+    assert main(["index", "--knowledge", str(knowledge)]) == 0
+    assert "answering from Qdrant: rolecall--" in capsys.readouterr().out
+    reopened = open_client(path=str(tmp_path / "qdrant"))  # the command closed its client
+    assert live_collection(reopened, DEFAULT_ALIAS) is not None
+    reopened.close()
