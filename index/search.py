@@ -77,7 +77,7 @@ class SearchIndex:
                 self._dense.add(vectors)
             self.dense_index = store.FLAT
         else:
-            dense.hnsw.efSearch = HNSW_EF_SEARCH  # set once here: search() only reads it, so threads can share
+            dense.hnsw.efSearch = HNSW_EF_SEARCH  # set once: search() only reads it, threads share it
             self._dense = dense
             self.dense_index = manifest.dense
         self.documents = tuple(
