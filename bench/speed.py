@@ -635,8 +635,12 @@ def worker_ask_build(payload: dict[str, Any]) -> dict[str, Any]:
     from index.types import Passage
 
     n, nq, seed = int(payload["n"]), int(payload["queries"]), int(payload["seed"])
-    vectors, _ = synthetic_vectors(n, nq, seed)
-    texts, _ = synthetic_texts(n, nq, seed)
+    vectors, query_vectors = synthetic_vectors(n, nq, seed)
+    texts, query_texts = synthetic_texts(n, nq, seed)
+    questions = Path(payload["index"]).with_suffix(".questions")
+    questions.mkdir(parents=True, exist_ok=True)  # for the ask workers, so they do not generate the corpus
+    np.save(questions / "vectors.npy", query_vectors)
+    (questions / "texts.json").write_text(json.dumps(query_texts), encoding="utf-8")
     per_document = 100
     passages = [
         Passage(
@@ -729,27 +733,18 @@ def worker_ask_scale(payload: dict[str, Any]) -> dict[str, Any]:
     from index.search import SearchIndex
     from index.terms import default_normaliser
 
-    n, nq, seed = int(payload["n"]), int(payload["queries"]), int(payload["seed"])
-    _, query_vectors = synthetic_vectors(n, nq, seed)
-    _, query_texts = synthetic_texts(n, nq, seed)
+    index_dir = Path(payload["index"])
+    questions_dir = index_dir.with_suffix(".questions")
+    query_vectors = np.load(questions_dir / "vectors.npy")
+    query_texts = json.loads((questions_dir / "texts.json").read_text(encoding="utf-8"))
     normalise = default_normaliser()
     by_text = {normalise(t): v for t, v in zip(query_texts, query_vectors, strict=True)}
     questions = list(query_texts)
     embedder = SyntheticQueryEmbedder(_rolecall_embedder(), by_text)
-    index_dir = Path(payload["index"])
+    if payload["dense"] == "flat":  # exact search over the same version: its graph is not read
+        store.read_dense = lambda version, manifest: None
     started = time.perf_counter()
     search_index = SearchIndex.open(index_dir)
-    if payload["dense"] == "flat" and search_index.dense_index != "flat":
-        stored = store.load(index_dir)
-        search_index = SearchIndex(
-            stored.manifest,
-            stored.passages,
-            stored.vectors,
-            search_index.keyword,
-            stored.sentence_vectors,
-            stored.sentence_offsets,
-        )
-        del stored
     open_seconds = time.perf_counter() - started
     retriever = Retriever(search_index, embedder)
     latencies = _sequential(lambda q: retriever.retrieve(q, 3), questions)
@@ -854,6 +849,7 @@ class Options:
     ef_construction: int
     target_recall: float
     keep: bool
+    whole_ask_only: bool = False
     pipelines: bool = field(default=True)
 
 
@@ -1061,6 +1057,9 @@ def run_pipelines(options: Options, runner: Runner) -> None:
 
 
 def run_scale(options: Options, runner: Runner) -> None:
+    if options.whole_ask_only:
+        run_whole_ask(options, runner)
+        return
     print(
         f"\n== Search at scale: synthetic clustered unit vectors (dim {DIMENSION}) and pseudo-word texts;"
         f" {options.scale_queries} single-vector queries, top-10 ==",
@@ -1252,6 +1251,9 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--ef-construction", type=int, default=40)
     parser.add_argument("--target-recall", type=float, default=0.95)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument(
+        "--whole-ask-only", action="store_true", help="with --scale: only the whole-ask table, not the search one"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--payload", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1273,6 +1275,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         ef_construction=args.ef_construction,
         target_recall=args.target_recall,
         keep=args.keep,
+        whole_ask_only=args.whole_ask_only,
         pipelines=pipelines,
     )
 

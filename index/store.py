@@ -14,7 +14,8 @@ the new one, never a half-written one, and SIGKILL at any point leaves the previ
 
 sentences.npy holds one vector per sentence of every passage (passage order, the sentences of
 `split_sentences(passage.text)`), and sentence_offsets.npy the P+1 row offsets of each passage's
-sentences in it: the highlight is chosen from these, so a query embeds only the question.
+sentences in it: the highlight is chosen from these, so a query embeds only the question. Both vector
+files are memory-mapped read-only when loaded: a query reads the rows of its candidates only.
 
 The manifest's `dense` names the dense index a version holds: "flat" (exact search, built in memory
 from vectors.npy when the index is opened, no file) or "hnsw:M=..:efConstruction=.." (an approximate
@@ -195,7 +196,7 @@ def load(index_dir: Path) -> StoredIndex:
             for line in (version / PASSAGES_FILE).read_text(encoding="utf-8").splitlines()
             if line
         ]
-        vectors = np.load(version / VECTORS_FILE, allow_pickle=False)
+        vectors = _load_rows(version / VECTORS_FILE)  # mapped: an HNSW graph holds its own copy
         sentence_vectors = _load_rows(version / SENTENCES_FILE)
         offsets = np.load(version / SENTENCE_OFFSETS_FILE, allow_pickle=False)
     except (OSError, ValueError, TypeError, EOFError) as exc:
