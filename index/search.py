@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +72,12 @@ class SearchIndex:
         self.keyword = keyword
         self.sentence_vectors = sentence_vectors
         self.sentence_offsets = sentence_offsets
+        self._sentence_file: BinaryIO | None = None
+        if isinstance(sentence_vectors, np.memmap) and sentence_vectors.filename:
+            # Read a passage's rows with pread: mapped pages a query touches (and the kernel's
+            # fault-around) would stay in RSS and grow it towards the whole file (526 MB at 100k passages).
+            self._sentence_file = open(sentence_vectors.filename, "rb", buffering=0)  # noqa: SIM115
+            self._sentence_base = int(sentence_vectors.offset)
         if dense is None:
             self._dense = faiss.IndexFlatIP(manifest.dimension)
             if len(passages):
@@ -80,6 +87,12 @@ class SearchIndex:
             dense.hnsw.efSearch = HNSW_EF_SEARCH  # set once: search() only reads it, threads share it
             self._dense = dense
             self.dense_index = manifest.dense
+            # The graph stores the passage vectors: exact cosines read them there, not from the mapped
+            # vectors.npy, whose touched pages would otherwise add up to a second copy in RSS.
+            storage: Any = faiss.downcast_index(dense.storage)
+            self.vectors = faiss.rev_swig_ptr(storage.get_xb(), dense.ntotal * dense.d).reshape(
+                dense.ntotal, dense.d
+            )
         self.documents = tuple(
             RoleDocument(d.source, d.title, d.aliases, d.metadata.get("level", ""))
             for d in manifest.documents
@@ -121,8 +134,12 @@ class SearchIndex:
 
     def sentence_rows(self, passage_id: int) -> Vectors:
         """The stored vectors of one passage's sentences (see chunking.passage_sentences)."""
-        start, end = self.sentence_offsets[passage_id], self.sentence_offsets[passage_id + 1]
-        return np.asarray(self.sentence_vectors[start:end])
+        start, end = int(self.sentence_offsets[passage_id]), int(self.sentence_offsets[passage_id + 1])
+        if self._sentence_file is None:
+            return np.asarray(self.sentence_vectors[start:end])
+        row = self.sentence_vectors.shape[1] * 4  # float32, checked by store.load
+        data = os.pread(self._sentence_file.fileno(), (end - start) * row, self._sentence_base + start * row)
+        return np.frombuffer(data, dtype=np.float32).reshape(end - start, -1)
 
     def cosine(self, query_vector: Vectors, ids: list[int]) -> npt.NDArray[np.float32]:
         """Exact cosine between one query and chosen passages."""
