@@ -1217,8 +1217,8 @@ def run_whole_ask(options: Options, runner: Runner) -> None:
         " pseudo-word queries: each is embedded by the real ONNX model (cost kept) but searched with its"
         " synthetic vector, so dense search meets queries drawn like the passages. recall@10 of the graph's"
         " dense top 10 against exact search; 'same top-3' compares the answered passages and highlights."
-        " open = SearchIndex.open; peak RSS = the serving process (ONNX model loaded, sentence vectors"
-        " memory-mapped as in production)."
+        " open = SearchIndex.open; peak RSS = the serving process (ONNX model loaded, vector files"
+        " read as in production)."
     )
 
 
