@@ -555,20 +555,18 @@ def worker_scale(payload: dict[str, Any]) -> dict[str, Any]:
             keyword.save(Path(folder) / "keyword")
             size = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
-        def rolecall_path(i: int) -> Any:  # what index.retrieval does: every score, then a full sort
-            scores = keyword.scores(query_texts[i])
-            return np.argsort(-scores)[:40]
+        def rolecall_path(i: int) -> Any:  # what index.retrieval does: every score, then KeywordIndex.top
+            return keyword.top(keyword.scores(query_texts[i]), 40)
 
-        def partition_path(i: int) -> Any:
-            scores = keyword.scores(query_texts[i])
-            return np.argpartition(-scores, 40)[:40] if len(scores) > 40 else np.argsort(-scores)
+        def sort_path(i: int) -> Any:  # before KeywordIndex.top: every score, then a full sort
+            return np.argsort(-keyword.scores(query_texts[i]), kind="stable")[:40]
 
         return {
             "build": build,
             "size": size,
             "peak_rss": peak_rss_bytes(),
             "latency": latency_summary(_single_query_latencies(rolecall_path, nq)),
-            "latency_partition": latency_summary(_single_query_latencies(partition_path, nq)),
+            "latency_sort": latency_summary(_single_query_latencies(sort_path, nq)),
         }
 
     import faiss
@@ -608,6 +606,161 @@ def worker_scale(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _sentences_of(words: list[str]) -> str:
+    """Pseudo-words as sentences of 8-12 words, so a passage has 2-5 sentences for the highlight."""
+    sentences, start = [], 0
+    while start < len(words):
+        size = 8 + (len(words) + start) % 5
+        chunk = words[start : start + size]
+        sentences.append(chunk[0].capitalize() + " " + " ".join(chunk[1:]) + ".")
+        start += size
+    return " ".join(sentences)
+
+
+def worker_ask_build(payload: dict[str, Any]) -> dict[str, Any]:
+    """A real index version of N synthetic passages, written the way index.builder writes one.
+
+    Passages are the pseudo-word texts cut into sentences; passage vectors the clustered synthetic ones;
+    each sentence's vector is its passage's plus noise. Keyword index, manifest (documents of 100
+    passages) and, at or above index.search.HNSW_MIN_PASSAGES, the HNSW graph, via index.store.
+    """
+    import numpy as np
+
+    from index import store
+    from index.chunking import passage_sentences
+    from index.keyword import KeywordIndex
+    from index.search import KEYWORD_FOLDER, build_hnsw, dense_kind
+    from index.store import DocumentRecord, Manifest
+    from index.terms import default_normaliser
+    from index.types import Passage
+
+    n, nq, seed = int(payload["n"]), int(payload["queries"]), int(payload["seed"])
+    vectors, query_vectors = synthetic_vectors(n, nq, seed)
+    texts, query_texts = synthetic_texts(n, nq, seed)
+    questions = Path(payload["index"]).with_suffix(".questions")
+    questions.mkdir(parents=True, exist_ok=True)  # for the ask workers, so they do not generate the corpus
+    np.save(questions / "vectors.npy", query_vectors)
+    (questions / "texts.json").write_text(json.dumps(query_texts), encoding="utf-8")
+    per_document = 100
+    passages = [
+        Passage(
+            f"doc-{i // per_document:05d}.md",
+            f"Document {i // per_document}",
+            f"Document {i // per_document}",
+            _sentences_of(text.split()),
+        )
+        for i, text in enumerate(texts)
+    ]
+    counts = np.array([len(passage_sentences(p)) for p in passages], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    rng = np.random.default_rng(seed + 2)
+    sentence_vectors = np.repeat(vectors, counts, axis=0)
+    for start in range(0, len(sentence_vectors), 50000):
+        block = sentence_vectors[start : start + 50000]
+        block += rng.standard_normal(block.shape, dtype=np.float32) * (0.8 / math.sqrt(DIMENSION))
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+    documents = tuple(
+        DocumentRecord(
+            f"doc-{d:05d}.md",
+            "synthetic",
+            f"{d:064x}",
+            f"Document {d}",
+            (),
+            {},
+            d * per_document,
+            min(per_document, n - d * per_document),
+        )
+        for d in range((n + per_document - 1) // per_document)
+    )
+    manifest = Manifest(
+        store.FORMAT_VERSION, "synthetic", DIMENSION, "synthetic", "", documents, n, dense_kind(n)
+    )
+    normalise = default_normaliser()
+    started = time.perf_counter()
+    keyword = KeywordIndex.build([normalise(f"{p.section} {p.text}") for p in passages])
+    keyword_seconds = time.perf_counter() - started
+    writers: list[tuple[str, Any]] = [(KEYWORD_FOLDER, keyword.save)]
+    graph_seconds = math.nan
+    if manifest.dense != store.FLAT:
+        started = time.perf_counter()
+        graph = build_hnsw(vectors)
+        graph_seconds = time.perf_counter() - started
+        writers.append((store.DENSE_FILE, lambda path: store.write_dense(graph, path)))
+    started = time.perf_counter()
+    store.write_version(
+        Path(payload["index"]), manifest, passages, vectors, sentence_vectors, offsets, writers
+    )
+    return {
+        "dense": manifest.dense,
+        "sentences": int(offsets[-1]),
+        "keyword_seconds": keyword_seconds,
+        "hnsw_seconds": graph_seconds,
+        "write_seconds": time.perf_counter() - started,
+        "peak_rss": peak_rss_bytes(),
+    }
+
+
+class SyntheticQueryEmbedder:
+    """Runs the real ONNX query embedding for every question (its cost is part of the ask), then returns
+    the question's synthetic vector, so dense search meets queries drawn like the synthetic passages."""
+
+    def __init__(self, inner: Any, vectors: dict[str, Any]) -> None:
+        self.inner = inner
+        self.model_id: str = inner.model_id
+        self.vectors = vectors
+
+    @property
+    def dimension(self) -> int:
+        return DIMENSION
+
+    def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> Any:
+        raise NotImplementedError("the synthetic index is built without the model")
+
+    def embed_queries(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        self.inner.embed_queries(texts)
+        return np.stack([self.vectors[text] for text in texts])
+
+
+def worker_ask_scale(payload: dict[str, Any]) -> dict[str, Any]:
+    """The whole ask (normalise, real ONNX query embedding, dense + BM25, fuse, diversify, highlight)
+    over the synthetic index, through the real Retriever; `dense` "flat" forces exact search."""
+    import numpy as np
+
+    from index import store
+    from index.retrieval import Retriever
+    from index.search import SearchIndex
+    from index.terms import default_normaliser
+
+    index_dir = Path(payload["index"])
+    questions_dir = index_dir.with_suffix(".questions")
+    query_vectors = np.load(questions_dir / "vectors.npy")
+    query_texts = json.loads((questions_dir / "texts.json").read_text(encoding="utf-8"))
+    normalise = default_normaliser()
+    by_text = {normalise(t): v for t, v in zip(query_texts, query_vectors, strict=True)}
+    questions = list(query_texts)
+    embedder = SyntheticQueryEmbedder(_rolecall_embedder(), by_text)
+    if payload["dense"] == "flat":  # exact search over the same version: its graph is not read
+        store.read_dense = lambda version, manifest: None
+    started = time.perf_counter()
+    search_index = SearchIndex.open(index_dir)
+    open_seconds = time.perf_counter() - started
+    retriever = Retriever(search_index, embedder)
+    latencies = _sequential(lambda q: retriever.retrieve(q, 3), questions)
+    peak = peak_rss_bytes()
+    top3 = [[[h.passage.text, h.highlight] for h in retriever.retrieve(q, 3)] for q in questions]
+    dense_top = search_index.dense(np.stack([by_text[normalise(q)] for q in questions]), 10)[1]
+    return {
+        "dense": search_index.dense_index,
+        "open_seconds": open_seconds,
+        "latency": latency_summary(latencies),
+        "peak_rss": peak,
+        "top3": top3,
+        "dense_top10": dense_top.tolist(),
+    }
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "warm": worker_warm,
     "build-rolecall": worker_build_rolecall,
@@ -616,6 +769,8 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "serve-rolecall": worker_serve_rolecall,
     "serve-naive": worker_serve_naive,
     "scale": worker_scale,
+    "ask-build": worker_ask_build,
+    "ask-scale": worker_ask_scale,
 }
 
 
@@ -694,6 +849,7 @@ class Options:
     ef_construction: int
     target_recall: float
     keep: bool
+    whole_ask_only: bool = False
     pipelines: bool = field(default=True)
 
 
@@ -901,6 +1057,9 @@ def run_pipelines(options: Options, runner: Runner) -> None:
 
 
 def run_scale(options: Options, runner: Runner) -> None:
+    if options.whole_ask_only:
+        run_whole_ask(options, runner)
+        return
     print(
         f"\n== Search at scale: synthetic clustered unit vectors (dim {DIMENSION}) and pseudo-word texts;"
         f" {options.scale_queries} single-vector queries, top-10 ==",
@@ -957,9 +1116,9 @@ def run_scale(options: Options, runner: Runner) -> None:
                 )
             )
         rows.append(
-            row("BM25 scores + argsort (Rolecall's path)", bm25, bm25["latency"], bm25["peak_rss"], "-")
+            row("BM25 scores + KeywordIndex.top (Rolecall)", bm25, bm25["latency"], bm25["peak_rss"], "-")
         )
-        rows.append(row("BM25 scores + argpartition", bm25, bm25["latency_partition"], bm25["peak_rss"], "-"))
+        rows.append(row("BM25 scores + full stable sort", bm25, bm25["latency_sort"], bm25["peak_rss"], "-"))
     print()
     print_table(
         ["passages", "method", "build", "p50", "p99", "recall@10", "index size", "peak RSS"],
@@ -970,6 +1129,96 @@ def run_scale(options: Options, runner: Runner) -> None:
         f"\nrecall@10 against exact inner-product search; 'tuned' = smallest efSearch with recall >= {options.target_recall}"
         f" (efConstruction {options.ef_construction}). index size = serialised index (FAISS) or saved folder"
         " (BM25); peak RSS = the whole worker process, data generation and ground truth included. FAISS threads: OpenMP default."
+    )
+    run_whole_ask(options, runner)
+
+
+def run_whole_ask(options: Options, runner: Runner) -> None:
+    """The whole ask at each --scale size: the index version as the builder writes it, graph and exact."""
+    from index.search import HNSW_EF_SEARCH, HNSW_MIN_PASSAGES, dense_kind
+
+    print(
+        f"\n== Whole ask at scale: real index versions of synthetic passages (2-5 sentences each, sentence"
+        f" vectors stored), the real Retriever, real ONNX query embedding; {options.scale_queries} questions,"
+        " sequential, top 3 ==",
+        flush=True,
+    )
+    if not options.pipelines:  # the pipelines' warm-up exports the ONNX model; otherwise do it here
+        say("exporting the model to ONNX once (not measured)")
+        runner.worker("warm", {}).check("warm-up")
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    for n in options.scales:
+        base = {
+            "n": n,
+            "queries": options.scale_queries,
+            "seed": 0,
+            "index": str(runner.scratch / f"ask-{n}"),
+        }
+        say(f"whole ask {n}: writing the index version ({dense_kind(n)})")
+        built = runner.worker("ask-build", base).check(f"ask build {n}").result()
+        runs = {}
+        for dense in ["hnsw", "flat"] if built["dense"] != "flat" else ["flat"]:
+            say(f"whole ask {n}: {dense}")
+            runs[dense] = (
+                runner.worker("ask-scale", {**base, "dense": dense}).check(f"ask {n} {dense}").result()
+            )
+        flat = runs["flat"]
+        for dense, run in runs.items():
+            recall, same = "1.000", "-"
+            if dense != "flat":
+                found = [
+                    len(set(a) & set(b)) / 10.0
+                    for a, b in zip(run["dense_top10"], flat["dense_top10"], strict=True)
+                ]
+                recall = f"{sum(found) / len(found):.3f}"
+                agree = sum(a == b for a, b in zip(run["top3"], flat["top3"], strict=True))
+                first = sum(a[:1] == b[:1] for a, b in zip(run["top3"], flat["top3"], strict=True))
+                same = f"{agree}/{len(flat['top3'])} ({first} same first)"
+            name = f"HNSW efSearch={HNSW_EF_SEARCH}" if dense != "flat" else "IndexFlatIP (exact)"
+            rows.append(
+                [
+                    f"{n:,}",
+                    name,
+                    fmt(run["latency"]["p50"], "ms"),
+                    fmt(run["latency"]["p95"], "ms"),
+                    fmt(run["latency"]["p99"], "ms"),
+                    recall,
+                    same,
+                    fmt(run["open_seconds"], "s"),
+                    fmt(run["peak_rss"], "MB"),
+                ]
+            )
+        notes.append(
+            f"{n:,} passages, {built['sentences']:,} sentences: BM25 build {built['keyword_seconds']:.1f} s, HNSW build"
+            f" {built['hnsw_seconds']:.1f} s, version written in {built['write_seconds']:.1f} s"
+            f" (builder peak RSS {built['peak_rss'] / MB:.0f} MB)"
+        )
+    print()
+    print_table(
+        [
+            "passages",
+            "dense search",
+            "ask p50",
+            "p95",
+            "p99",
+            "dense recall@10",
+            "same top-3 as exact",
+            "open",
+            "peak RSS",
+        ],
+        rows,
+        [True, False, True, True, True, True, True, True, True],
+    )
+    for note in notes:
+        print(note)
+    print(
+        f"Graph used at or above {HNSW_MIN_PASSAGES:,} passages (index.search). Questions are synthetic"
+        " pseudo-word queries: each is embedded by the real ONNX model (cost kept) but searched with its"
+        " synthetic vector, so dense search meets queries drawn like the passages. recall@10 of the graph's"
+        " dense top 10 against exact search; 'same top-3' compares the answered passages and highlights."
+        " open = SearchIndex.open; peak RSS = the serving process (ONNX model loaded, vector files"
+        " read as in production)."
     )
 
 
@@ -1002,6 +1251,9 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--ef-construction", type=int, default=40)
     parser.add_argument("--target-recall", type=float, default=0.95)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument(
+        "--whole-ask-only", action="store_true", help="with --scale: only the whole-ask table, not the search one"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--payload", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1023,6 +1275,7 @@ def parse(argv: Sequence[str] | None) -> Options:
         ef_construction=args.ef_construction,
         target_recall=args.target_recall,
         keep=args.keep,
+        whole_ask_only=args.whole_ask_only,
         pipelines=pipelines,
     )
 

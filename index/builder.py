@@ -15,7 +15,7 @@ from index.chunking import chunk_document, embedding_text, passage_sentences
 from index.embedding import Embedder, ModelSpec, TokenCounter
 from index.errors import IndexCorruptError, IndexIncompatibleError, KnowledgeFolderError, NoDocumentsError
 from index.keyword import KeywordIndex
-from index.search import KEYWORD_FOLDER
+from index.search import KEYWORD_FOLDER, build_hnsw, dense_kind
 from index.store import DocumentRecord, Manifest
 from index.terms import TERMS_FILE, default_normaliser
 from index.types import Document, Passage, SkippedFile
@@ -136,7 +136,12 @@ def build_index(
                 f"no readable documents in {folders} ({len(report.skipped)} files skipped)"
             )
         nothing_changed = previous is not None and not (report.added or report.changed or report.removed)
-        if nothing_changed and previous is not None and _same_skips(previous.manifest, kept_records):
+        if (
+            nothing_changed
+            and previous is not None
+            and _same_skips(previous.manifest, kept_records)
+            and previous.manifest.dense == dense_kind(previous.manifest.passage_count)
+        ):
             report.passages = previous.manifest.passage_count
             report.seconds = time.perf_counter() - started
             return report
@@ -167,13 +172,17 @@ def build_index(
             built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             documents=tuple(records),
             passage_count=len(passages),
+            dense=dense_kind(len(passages)),
         )
         say(f"indexing {len(passages)} passages")
         normalise = default_normaliser()
         keyword = KeywordIndex.build([normalise(f"{p.section} {p.text}") for p in passages])
-        store.write_version(
-            index_dir, manifest, passages, vectors, sentence_vectors, offsets, [(KEYWORD_FOLDER, keyword.save)]
-        )
+        writers: list[tuple[str, Callable[[Path], None]]] = [(KEYWORD_FOLDER, keyword.save)]
+        if manifest.dense != store.FLAT:
+            say(f"building the HNSW graph of {len(passages)} passages")
+            graph = build_hnsw(vectors)
+            writers.append((store.DENSE_FILE, lambda path: store.write_dense(graph, path)))
+        store.write_version(index_dir, manifest, passages, vectors, sentence_vectors, offsets, writers)
         report.passages = len(passages)
         report.wrote_new_version = True
         report.seconds = time.perf_counter() - started

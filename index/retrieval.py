@@ -94,7 +94,7 @@ class FaissCandidates:
         _, dense_ids = index.dense(vector.reshape(1, -1), CANDIDATES)
         keyword_scores = index.keyword.scores(question)
         best_keyword = float(keyword_scores.max()) if len(keyword_scores) else 0.0
-        keyword_ids = np.argsort(-keyword_scores)[:CANDIDATES] if best_keyword > 0 else np.array([], dtype=int)
+        keyword_ids = index.keyword.top(keyword_scores, CANDIDATES) if best_keyword > 0 else np.array([], dtype=int)
         ids = list(dict.fromkeys([int(i) for i in dense_ids[0] if i >= 0] + [int(i) for i in keyword_ids]))
         cosines = index.cosine(vector, ids)
         keyword_part = keyword_scores[ids] / best_keyword if best_keyword > 0 else np.zeros(len(ids))

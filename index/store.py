@@ -4,7 +4,7 @@ Layout of an index folder:
 
     CURRENT            name of the live version folder (replaced atomically)
     v-<time>-<id>/     manifest.json, passages.jsonl, vectors.npy, sentences.npy, sentence_offsets.npy,
-                       keyword/
+                       keyword/, and dense.faiss when the manifest's `dense` is not "flat"
     .build-<id>/       a build in progress; left behind only by a killed build, removed by the next
     .lock              held by the one process that is building
 
@@ -14,7 +14,13 @@ the new one, never a half-written one, and SIGKILL at any point leaves the previ
 
 sentences.npy holds one vector per sentence of every passage (passage order, the sentences of
 `split_sentences(passage.text)`), and sentence_offsets.npy the P+1 row offsets of each passage's
-sentences in it: the highlight is chosen from these, so a query embeds only the question.
+sentences in it: the highlight is chosen from these, so a query embeds only the question. Both vector
+files are memory-mapped read-only when loaded: a query reads the rows of its candidates only.
+
+The manifest's `dense` names the dense index a version holds: "flat" (exact search, built in memory
+from vectors.npy when the index is opened, no file) or "hnsw:M=..:efConstruction=.." (an approximate
+FAISS graph in dense.faiss, written with the rest of the version; see index.search). Manifests without
+the field are "flat", so small indexes written before it stay readable.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ PASSAGES_FILE = "passages.jsonl"
 VECTORS_FILE = "vectors.npy"
 SENTENCES_FILE = "sentences.npy"
 SENTENCE_OFFSETS_FILE = "sentence_offsets.npy"
+DENSE_FILE = "dense.faiss"
+FLAT = "flat"
 KEEP_VERSIONS = 2
 
 
@@ -75,6 +83,7 @@ class Manifest:
     built_at: str
     documents: tuple[DocumentRecord, ...]
     passage_count: int
+    dense: str = FLAT  # which dense index the version holds (see the module docstring)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +108,7 @@ class Manifest:
             built_at=str(data["built_at"]),
             documents=documents,
             passage_count=int(data["passage_count"]),
+            dense=str(data.get("dense", FLAT)),
         )
 
 
@@ -112,6 +122,7 @@ class StoredIndex:
     vectors: Vectors
     sentence_vectors: Vectors  # memory-mapped, read-only
     sentence_offsets: npt.NDArray[np.int64]
+    dense: Any = None  # the FAISS graph read from dense.faiss, or None for "flat"
 
     def passage_sentence_vectors(self, start: int, end: int) -> tuple[Vectors, npt.NDArray[np.int64]]:
         """The sentence vectors of passages start..end and their offsets, rebased to start at 0."""
@@ -193,7 +204,7 @@ def load(index_dir: Path) -> StoredIndex:
             for line in (version / PASSAGES_FILE).read_text(encoding="utf-8").splitlines()
             if line
         ]
-        vectors = np.load(version / VECTORS_FILE, allow_pickle=False)
+        vectors = _load_rows(version / VECTORS_FILE)  # mapped: an HNSW graph holds its own copy
         sentence_vectors = _load_rows(version / SENTENCES_FILE)
         offsets = np.load(version / SENTENCE_OFFSETS_FILE, allow_pickle=False)
     except (OSError, ValueError, TypeError, EOFError) as exc:
@@ -221,7 +232,47 @@ def load(index_dir: Path) -> StoredIndex:
         np.ascontiguousarray(vectors, dtype=np.float32),
         sentence_vectors,
         offsets.astype(np.int64),
+        read_dense(version, manifest),
     )
+
+
+def write_dense(dense: Any, path: Path) -> None:
+    """Serialise a FAISS dense index (an extra writer of write_version, so it is published atomically)."""
+    import faiss
+
+    faiss.write_index(dense, str(path))
+
+
+def read_dense(version: Path, manifest: Manifest) -> Any:
+    """The dense index file of a version, checked against its manifest; None when the version is "flat"."""
+    if manifest.dense == FLAT:
+        return None
+    if not manifest.dense.startswith("hnsw"):
+        raise IndexIncompatibleError(
+            f"the index holds a dense index of kind '{manifest.dense}' this Rolecall cannot read;"
+            " it must be rebuilt"
+        )
+    import faiss
+
+    path = version / DENSE_FILE
+    if not path.is_file():
+        raise IndexCorruptError(f"the index in {version} is damaged (its {DENSE_FILE} is missing)")
+    try:
+        dense = faiss.read_index(str(path))
+    except Exception as exc:  # faiss raises RuntimeError with its C++ message for a damaged file
+        lines = str(exc).strip().splitlines()
+        raise IndexCorruptError(
+            f"the dense index in {version} is damaged ({lines[0] if lines else type(exc).__name__})"
+        ) from exc
+    if (
+        not isinstance(dense, faiss.IndexHNSWFlat)
+        or dense.ntotal != manifest.passage_count
+        or dense.d != manifest.dimension
+    ):
+        raise IndexCorruptError(
+            f"the dense index in {version} is damaged (it does not match the manifest's passages)"
+        )
+    return dense
 
 
 def _load_rows(path: Path) -> Vectors:

@@ -1,0 +1,48 @@
+"""Keyword candidates: the argpartition top-k gives exactly a full stable sort's first k, ties by passage id."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index.keyword import KeywordIndex
+
+
+def _stable_top(scores: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-scores, kind="stable")[: max(k, 0)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_top_k_equals_a_full_stable_sort_on_arrays_full_of_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for size in (1, 2, 5, 39, 40, 41, 100, 1000, 5000):
+        # few distinct values, so the k-th best score is almost always shared by many passages;
+        # zeros dominate, as for BM25 when most passages hold no query term
+        distinct = rng.integers(1, 6)
+        scores = (rng.integers(0, distinct + 1, size) * rng.random() * 3).astype(np.float32)
+        scores[rng.random(size) < 0.5] = 0.0
+        for k in (0, 1, 3, 10, 40, size - 1, size, size + 5):
+            got = KeywordIndex.top(scores, k)
+            assert got.dtype == np.int64
+            np.testing.assert_array_equal(got, _stable_top(scores, k), err_msg=f"size {size} k {k}")
+
+
+def test_top_k_of_equal_and_empty_arrays() -> None:
+    np.testing.assert_array_equal(KeywordIndex.top(np.full(100, 2.5, dtype=np.float32), 40), np.arange(40))
+    np.testing.assert_array_equal(KeywordIndex.top(np.zeros(0, dtype=np.float32), 40), np.zeros(0))
+    scores = np.array([1, 3, 3, 2, 3], dtype=np.float32)
+    np.testing.assert_array_equal(KeywordIndex.top(scores, 2), [1, 2])
+    np.testing.assert_array_equal(KeywordIndex.top(scores, 4), [1, 2, 4, 3])
+
+
+def test_identical_passages_rank_by_passage_id_through_real_bm25() -> None:
+    texts = ["kubernetes terraform prometheus"] * 30 + ["kubernetes"] * 30 + ["unrelated words here"] * 30
+    order = list(range(len(texts)))
+    rng = np.random.default_rng(0)
+    rng.shuffle(order)
+    keyword = KeywordIndex.build([texts[i] for i in order])
+    scores = keyword.scores("kubernetes terraform")
+    got = KeywordIndex.top(scores, 40)
+    np.testing.assert_array_equal(got, _stable_top(scores, 40))
+    assert all(order[i] < 30 for i in got[:30]) and all(30 <= order[i] < 60 for i in got[30:])
+    assert list(got[:30]) == sorted(got[:30]) and list(got[30:]) == sorted(got[30:])
