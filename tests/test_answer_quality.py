@@ -9,7 +9,7 @@ import pytest
 from bot.service import RolecallService
 from index.chunking import split_sentences
 from index.embedding import SentenceTransformerEmbedder
-from tests.conftest import BUNDLED_KNOWLEDGE, make_service
+from tests.conftest import BUNDLED_KNOWLEDGE, make_service, write_docs
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,42 @@ def test_off_topic_questions_get_no_passages_and_the_known_roles(bundled: Roleca
     answer = bundled.ask(question)
     assert not answer.answered and not answer.hits
     assert "Staff Engineer" in answer.refusal_text()
+
+
+INTERVIEW_DOCS = {
+    "coding-practice.md": "# Coding practice\n\n## How many problems\n\nGrinding hundreds of LeetCode problems is not"
+    " needed: about 160 well-chosen LeetCode questions cover the common patterns. Review the patterns, not"
+    " the answers.\n\n## Mock interviews\n\nPractise with a friend who plays the interviewer and time yourself.\n",
+    "resume.md": "# Resume\n\n## Length\n\nKeep your resume to one page unless you have more than ten years of"
+    " experience. Recruiters skim a resume in seconds.\n\n## Projects\n\nList projects with their impact.\n",
+    "facebook.md": "# Working at Facebook\n\n## Culture\n\nThe engineering culture at Facebook is open and fast:"
+    " engineers own their code end to end, and bootcamp lets new hires pick a team.\n",
+    "behavioral.md": "# Behavioral interviews\n\n## Format\n\nAnswer behavioral questions with the STAR format:"
+    " situation, task, action, result.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def interviews(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> RolecallService:
+    folder = write_docs(tmp_path_factory.mktemp("interview-docs"), INTERVIEW_DOCS)
+    service = make_service(folder, tmp_path_factory.mktemp("interviews") / "idx", real_embedder)
+    service.open()
+    return service
+
+
+@pytest.mark.parametrize(
+    ("slang", "plain", "source"),
+    [
+        ("how many LC problems should i grind?", "how many LeetCode problems should i grind?", "coding-practice.md"),
+        ("should my CV be one page?", "should my resume be one page?", "resume.md"),
+        ("what's the engineering culture like at FB?", "what's the engineering culture like at Facebook?", "facebook.md"),
+        ("how do i answer BQs?", "how do i answer behavioral questions?", "behavioral.md"),
+    ],
+)
+def test_interview_jargon_finds_what_the_plain_words_find(
+    interviews: RolecallService, slang: str, plain: str, source: str
+) -> None:
+    slang_answer, plain_answer = interviews.ask(slang), interviews.ask(plain)
+    assert slang_answer.answered
+    assert slang_answer.hits[0].passage.source == source
+    assert [h.passage for h in slang_answer.hits] == [h.passage for h in plain_answer.hits]
