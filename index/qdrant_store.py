@@ -35,6 +35,7 @@ DENSE = "dense"
 SPARSE = "keywords"
 SENTENCES = "sentences"  # a multivector: one row per highlight sentence (chunking.passage_sentences)
 KEEP_VERSIONS = 2  # the live collection and the one before it (for a rollback); older ones are dropped
+BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so both stores score keywords alike
 PREFETCH = 40  # candidates each of dense and sparse search hand to the fusion, as index.retrieval.CANDIDATES
 UPSERT_BATCH = 256
 ALIAS_CHECK_SECONDS = 2.0  # how often a reader asks which collection the alias points at
@@ -49,11 +50,25 @@ def open_client(path: str = "", url: str = "", api_key: str = "") -> QdrantClien
     return QdrantClient(path=path) if path else QdrantClient(location=":memory:")
 
 
-def sparse_terms(text: str) -> tuple[list[int], list[float]]:
-    """The keyword vector of a text: a stable 31-bit id per token (index.keyword.tokenize) and its count."""
-    counts = Counter(zlib.crc32(token.encode("utf-8")) & 0x7FFFFFFF for token in tokenize(text))
+def sparse_terms(text: str, average_length: float | None = None) -> tuple[list[int], list[float]]:
+    """The keyword vector of a text: a stable 31-bit id per token (index.keyword.tokenize) and its weight.
+
+    With the version's average passage length (in tokens) the weight is BM25's term part as Lucene
+    (and bm25s) compute it, tf / (tf + k1·(1 − b + b·length/average)); the collection's IDF modifier
+    multiplies in the rest, so the engine scores what index.keyword does. Without it (a question), counts.
+    """
+    tokens = tokenize(text)
+    counts = Counter(zlib.crc32(token.encode("utf-8")) & 0x7FFFFFFF for token in tokens)
     ids = sorted(counts)
-    return ids, [float(counts[i]) for i in ids]
+    if not average_length:
+        return ids, [float(counts[i]) for i in ids]
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * len(tokens) / average_length)
+    return ids, [counts[i] / (counts[i] + norm) for i in ids]
+
+
+def average_keyword_length(passages: Sequence[Passage]) -> float:
+    """Mean token count of the passages' keyword texts: BM25's length normalisation needs it."""
+    return float(np.mean([len(tokenize(keyword_text(p))) for p in passages])) if passages else 0.0
 
 
 def _slug(model_id: str) -> str:
@@ -82,6 +97,7 @@ class QdrantVectorStore:
         self.alias = alias
         self._prefix = f"{alias}--{_slug(model_id)}--v"
         self._staging: str | None = None
+        self.keyword_average_length: float | None = None  # set before `add` to weight terms as BM25 does
         self._next_id = 0
         self._metadata: dict[str, Any] = {}
 
@@ -145,7 +161,7 @@ class QdrantVectorStore:
             for offset, (passage, vector) in enumerate(
                 zip(passages[start : start + UPSERT_BATCH], rows[start : start + UPSERT_BATCH], strict=True)
             ):
-                ids, values = sparse_terms(keyword_text(passage))
+                ids, values = sparse_terms(keyword_text(passage), self.keyword_average_length)
                 own = sentences[start + offset] if sentences is not None else None
                 multi = (
                     np.asarray(own, dtype=np.float32).reshape(-1, self.dimension) if own is not None else None
@@ -265,6 +281,7 @@ def publish_index(
     and move the alias to it; `confirm` runs right before the move (it raises when the lease was lost).
     On any error the staged collection is dropped and the alias stays where it was."""
     passages = search_index.passages
+    store.keyword_average_length = average_keyword_length(passages)
     try:
         for start in range(0, len(passages), UPSERT_BATCH):
             end = min(start + UPSERT_BATCH, len(passages))

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.settings import SettingsError, load_settings
@@ -274,3 +275,38 @@ def test_an_unknown_store_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("ROLECALL_VECTOR_STORE", "milvus")
     with pytest.raises(SettingsError, match="ROLECALL_VECTOR_STORE"):
         load_settings()
+
+
+def test_qdrant_keyword_scores_are_the_bm25_scores_of_the_keyword_index() -> None:
+    """The engine's sparse score (BM25 term weights at publish, its IDF modifier) ranks like index.keyword."""
+    from qdrant_client import models
+
+    from index.keyword import KeywordIndex
+    from index.qdrant_store import SPARSE, average_keyword_length, sparse_terms
+    from index.vector_store import keyword_query, keyword_text
+
+    texts = [
+        "Kubernetes clusters and Kubernetes operators for the platform team.",
+        "A staff engineer writes design documents and reviews design documents across teams, and mentors.",
+        "Pay bands: a senior engineer earns $120,000 to $150,000 with equity.",
+        "On-call, incident review, and Kubernetes upgrades are part of the site reliability role, every week,"
+        " with runbooks, dashboards, alerts and long postmortems about what went wrong and why.",
+        "Mentoring juniors, pairing, and code review.",
+    ]
+    passages = [Passage(f"doc{i}.md", f"Doc {i}", "Role", text) for i, text in enumerate(texts)]
+    keyword = KeywordIndex.build([keyword_text(p) for p in passages])
+    store = QdrantVectorStore(open_client(), "test-model", 4)
+    store.keyword_average_length = average_keyword_length(passages)
+    store.add(passages, np.tile(np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32), (len(passages), 1)))
+    store.swap()
+    for question in ["kubernetes upgrades", "design documents", "$120,000 senior pay", "mentoring code review"]:
+        expected = keyword.scores(keyword_query(question))
+        ids, _ = sparse_terms(keyword_query(question))
+        points = store.client.query_points(
+            store.alias, query=models.SparseVector(indices=ids, values=[1.0] * len(ids)), using=SPARSE, limit=10
+        ).points
+        got = {int(p.id): float(p.score) for p in points}
+        assert set(got) == {i for i, s in enumerate(expected) if s > 0}, question
+        for pid, score in got.items():
+            assert score == pytest.approx(float(expected[pid]), rel=1e-3), (question, pid)
+    store.close()
