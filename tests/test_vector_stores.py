@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -158,10 +159,10 @@ def test_a_reindex_that_fails_half_way_leaves_the_old_version_answering(
     assert store.count() == len(bigger_corpus.passages)
 
 
-def test_questions_during_swaps_always_get_an_answer(make_store: StoreFactory, corpus: Corpus) -> None:
-    store = make_store(corpus)
-    publish(store, corpus.batches())
-    threads, swaps, max_rounds = 3, 4, 200
+@contextlib.contextmanager
+def askers_meanwhile(first_source: Callable[[str], str], threads: int = 3) -> Iterator[list[str]]:
+    """Threads asking every question in QUESTIONS again and again while the body runs; yields the wrong
+    answers (a failure, no answer or another document first), checked once they have stopped."""
     started = threading.Barrier(threads + 1)
     done = threading.Event()
     wrong: list[str] = []
@@ -169,11 +170,11 @@ def test_questions_during_swaps_always_get_an_answer(make_store: StoreFactory, c
 
     def ask(worker: int) -> None:
         started.wait()
-        for _ in range(max_rounds):
+        for _ in range(200):  # bounded, should the body hang
             for question, source in QUESTIONS.items():
                 try:
-                    got = _first_source(store, corpus, question)
-                except Exception as exc:  # noqa: BLE001 - every failure is reported by the assertion below
+                    got = first_source(question)
+                except Exception as exc:  # noqa: BLE001 - every failure is reported by the caller's assertion
                     got = f"error {exc!r}"
                 if got != source:
                     wrong.append(f"{question!r}: {got}")
@@ -185,13 +186,22 @@ def test_questions_during_swaps_always_get_an_answer(make_store: StoreFactory, c
     for worker in workers:
         worker.start()
     started.wait()
-    for _ in range(swaps):
-        publish(store, corpus.batches())
-    done.set()
-    for worker in workers:
-        worker.join()
+    try:
+        yield wrong
+    finally:
+        done.set()
+        for worker in workers:
+            worker.join()
+    assert all(answered), "every asker got through its questions at least once"
+
+
+def test_questions_during_swaps_always_get_an_answer(make_store: StoreFactory, corpus: Corpus) -> None:
+    store = make_store(corpus)
+    publish(store, corpus.batches())
+    with askers_meanwhile(lambda question: _first_source(store, corpus, question)) as wrong:
+        for _ in range(4):
+            publish(store, corpus.batches())
     assert wrong == []
-    assert all(answered)
     assert store.count() == len(corpus.passages)
 
 
