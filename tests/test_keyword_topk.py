@@ -1,6 +1,8 @@
-"""Keyword candidates: the argpartition top-k gives exactly a full stable sort's first k, ties by passage id."""
+"""Keyword search: scores equal bm25s's own; the argpartition top-k is exactly a full stable sort's first k."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,3 +48,38 @@ def test_identical_passages_rank_by_passage_id_through_real_bm25() -> None:
     np.testing.assert_array_equal(got, _stable_top(scores, 40))
     assert all(order[i] < 30 for i in got[:30]) and all(30 <= order[i] < 60 for i in got[30:])
     assert list(got[:30]) == sorted(got[:30]) and list(got[30:]) == sorted(got[30:])
+
+
+def test_scores_read_from_the_saved_arrays_equal_bm25s_own(tmp_path: Path) -> None:
+    """Answering reads bm25s's saved arrays with numpy; every score must equal bm25s.get_scores exactly."""
+    import bm25s
+
+    from index.keyword import tokenize
+
+    texts = [
+        "Senior back-end engineers earn $120,000 to $150,000 and own services end to end.",
+        "Kubernetes, Terraform and AWS: the platform team's daily tools, and Kubernetes upgrades.",
+        "A staff engineer writes design documents, reviews design documents, and mentors seniors.",
+        "Test-driven development (TDD) and code review keep the service healthy.",
+        "Engineering managers run one-on-ones, hiring loops and performance reviews.",
+    ] * 3
+    built = KeywordIndex.build(texts)
+    built.save(tmp_path)
+    loaded = KeywordIndex.load(tmp_path, len(texts))
+    reference = bm25s.BM25.load(str(tmp_path))
+    questions = [
+        "kubernetes kubernetes upgrades",
+        "what does a staff engineer do with design documents",
+        "$120,000 senior pay",
+        "TDD and code review",
+        "banana bread",
+        "manager hiring performance reviews mentors",
+    ]
+    for question in questions:
+        terms = [t for t in tokenize(question) if t in reference.vocab_dict]
+        expected = reference.get_scores(terms) if terms else np.zeros(len(texts), dtype=np.float32)
+        for index in (built, loaded):
+            got = index.scores(question)
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, expected, err_msg=question)
+    assert loaded.scores("kubernetes").argmax() == 1

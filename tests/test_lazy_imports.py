@@ -1,4 +1,4 @@
-"""Commands that need no model, and answers once the ONNX export is cached, never import torch."""
+"""Commands that need no model, and answers once the ONNX export is cached, never import torch (nor bm25s and scipy)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-HEAVY = ("torch", "sentence_transformers", "transformers")
+HEAVY = ("torch", "sentence_transformers", "transformers", "bm25s", "scipy")  # bm25s, scipy: only to build
 SCRIPT = (
     "import sys\n"
     "from bot.cli import main\n"
