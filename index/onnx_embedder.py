@@ -21,7 +21,7 @@ from index.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1  # bump when the exported graph changes; a new cache file is then written
+EXPORT_VERSION = 2  # bump when the exported graph changes; a new cache file is then written (2: fused attention)
 ONNX_FILE = "model.onnx"
 OPSET = 17
 BATCH_SIZE = 32
@@ -70,7 +70,9 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
             ).last_hidden_state
 
     tokenizer = _tokenizer(spec)
-    transformer: Any = SentenceTransformer(str(local), device="cpu")[0]  # the Transformer module
+    # Eager attention traces to the MatMul/Softmax pattern ONNX Runtime's BERT optimizer fuses (SDPA does not).
+    loaded = SentenceTransformer(str(local), device="cpu", model_kwargs={"attn_implementation": "eager"})
+    transformer: Any = loaded[0]  # the Transformer module
     model = LastHiddenState(transformer.auto_model.eval()).eval()
     probes = ["How much does a senior back-end engineer earn?", "Kubernetes, Terraform and Prometheus."]
     ids, mask, types = _arrays(tokenizer.encode_batch(probes))
@@ -96,6 +98,7 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
                 opset_version=OPSET,
                 dynamo=False,
             )
+        _fuse_transformer_ops(scratch, transformer.auto_model.config)
         session = ort.InferenceSession(str(scratch), providers=["CPUExecutionProvider"])
         got = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
         difference = float(np.max(np.abs(_pool(got, mask) - _pool(expected, mask))))
@@ -104,6 +107,25 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
         os.replace(scratch, target)
     finally:
         scratch.unlink(missing_ok=True)
+
+
+def _fuse_transformer_ops(path: Path, config: Any) -> None:
+    """Rewrite the graph in place with ONNX Runtime's BERT fusions (Attention, SkipLayerNorm, BiasGelu).
+
+    The fused graph gives the same vectors (checked by the caller against torch) with fewer, larger
+    kernels: about 8% faster per query on 2 cores (bench/backends.py). A model the optimizer does not
+    know keeps the plain graph.
+    """
+    try:
+        from onnxruntime.transformers import optimizer
+
+        heads, hidden = int(config.num_attention_heads), int(config.hidden_size)
+        optimized = optimizer.optimize_model(
+            str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
+        )
+        optimized.save_model_to_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - the unfused graph is correct, only slower
+        log.info("ONNX graph left unfused (%s)", exc)
 
 
 def _tokenizer(spec: ModelSpec) -> Any:
