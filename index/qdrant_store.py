@@ -21,7 +21,7 @@ from index.embedding import Vectors
 from index.errors import IndexIncompatibleError, IndexMissingError
 from index.keyword import tokenize
 from index.retrieval import CANDIDATES, KEYWORD_WEIGHT, ROLE_BOOST, Ranked
-from index.roles import RoleDocument, RoleMatcher
+from index.roles import RoleDocument, RoleMatcher, role_documents
 from index.search import SearchIndex
 from index.store import IndexBusyError
 from index.types import Passage
@@ -310,7 +310,7 @@ class QdrantVersion:
         self.collection = collection
         self.built_at = str(metadata.get("built_at", ""))
         self.documents = tuple(_document(d) for d in metadata.get("documents", ()))
-        self.roles = RoleMatcher(d for d in self.documents if d.aliases or d.level)
+        self.roles = RoleMatcher(role_documents(self.documents))
         self.role_boost = ROLE_BOOST
         self._count = count
 

@@ -9,6 +9,15 @@ from dataclasses import dataclass
 from index.terms import default_normaliser
 
 LEVEL_WORDS = ("junior", "senior", "staff", "principal", "distinguished")
+# A title names a role only when it holds one of these nouns ("Senior Back-End Engineer", not "Resume tips").
+ROLE_NOUNS = ("engineer", "developer", "manager", "scientist", "architect", "designer", "analyst", "director")
+# A role name has none of these; a title that does is about something else ("Interviews for Engineers").
+_FUNCTION_WORDS = frozenset("a an as at by for from in into of on or the to with my our your".split())  # noqa: SIM905
+# Words around a role name in titles written for web pages: "About the ... role", "... jobs & Careers".
+_TITLE_PREFIX = re.compile(r"^(?:about\s+(?:the\s+)?|explore\s+|what\s+is\s+an?\s+|the\s+)+", re.I)
+_TITLE_SUFFIX = re.compile(
+    r"(?:\s+(?:role|roles|position|jobs?|careers?|&|and|-|:|overview|description))+\s*[?.!]*$", re.I
+)
 _COMPARISON = re.compile(r"\b(vs\.?|versus|compared?|comparison|difference|differ|between|or|better)\b", re.I)
 
 
@@ -20,6 +29,37 @@ class RoleDocument:
     title: str
     aliases: tuple[str, ...]
     level: str = ""
+
+
+def role_title(title: str) -> tuple[str, str]:
+    """The role a title names and its level: "About the Software Engineer Senior role" -> ("Senior Software
+    Engineer", "senior"); ("", "") when the title is about something else ("Behavioral interviews for
+    Software Engineers", "Software Engineer interviews: how to prepare")."""
+    spaced = re.sub(r"\s*[:|\u2013\u2014]\s*", " - ", title.strip())
+    words = _TITLE_SUFFIX.sub("", _TITLE_PREFIX.sub("", spaced)).split()
+    levels = [w for w in words if w.lower().removesuffix("-level") in LEVEL_WORDS]
+    role_words = [w for w in words if w not in levels]
+    names_a_role = (
+        0 < len(role_words) <= 4
+        and role_words[-1].lower() in ROLE_NOUNS
+        and not any(w.lower() in _FUNCTION_WORDS for w in role_words)
+    )
+    if not names_a_role:
+        return "", ""
+    level = levels[0].lower().removesuffix("-level") if levels else ""
+    return " ".join([level.capitalize()] * bool(level) + role_words), level
+
+
+def role_documents(documents: Iterable[RoleDocument]) -> list[RoleDocument]:
+    """The documents that describe a role: those whose front matter gives aliases or a level, and those
+    without front matter whose title names a role (the role name read from the title)."""
+    found: list[RoleDocument] = []
+    for doc in documents:
+        if doc.aliases or doc.level:
+            found.append(doc)
+        elif (derived := role_title(doc.title))[0]:
+            found.append(RoleDocument(doc.source, derived[0], (), derived[1]))
+    return found
 
 
 class RoleMatcher:

@@ -13,7 +13,7 @@ from index import store
 from index.embedding import Vectors
 from index.errors import IndexCorruptError
 from index.keyword import KeywordIndex
-from index.roles import RoleDocument, RoleMatcher
+from index.roles import RoleDocument, RoleMatcher, role_documents
 from index.store import Manifest
 from index.types import Passage
 
@@ -98,7 +98,7 @@ class SearchIndex:
             for d in manifest.documents
             if not d.skipped_reason
         )
-        self.roles = RoleMatcher(d for d in self.documents if d.aliases or d.level)
+        self.roles = RoleMatcher(role_documents(self.documents))
 
     @classmethod
     def open(cls, index_dir: Path) -> SearchIndex:

@@ -1,0 +1,75 @@
+"""Role-aware answers over documents without front matter: the role is read from the document's title."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.service import RolecallService
+from index.embedding import SentenceTransformerEmbedder
+from index.roles import role_title
+from tests.conftest import make_service, write_docs
+
+# Plain-text role pages as they are copied from job sites: the role is named in the title line only.
+PAGES = {
+    "page-a.txt": "About the Engineer Staff role\n\n"
+    "What the job involves: an engineer at this level sets technical direction for several teams, "
+    "reviews their designs and mentors other engineers every week.\n\n"
+    "Salary: the pay for this engineering job starts at $210,000 a year, and equity is a large part of it.\n",
+    "page-b.txt": "Senior Engineer jobs & Careers\n\n"
+    "What the job involves: an engineer at this level builds features end to end, "
+    "reviews code for one team and takes a weekly on-call shift.\n\n"
+    "Salary: the pay for this engineering job starts at $160,000 a year, with a yearly bonus.\n",
+    "levels.txt": "Engineering levels\n\n"
+    "A staff engineer does cross-team technical work; a senior engineer does the hard work of one team. "
+    "Both levels are paid more than a mid-level engineer.\n",
+    "page-c.txt": "Behavioral interviews for Software Engineers: How to prepare\n\n"
+    "Prepare five stories about your work and tell them with the STAR format: situation, task, action, "
+    "result. Interviewers listen for ownership and for what you did yourself.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def pages(
+    tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
+) -> RolecallService:
+    folder = write_docs(tmp_path_factory.mktemp("role-pages"), PAGES)
+    service = make_service(folder, tmp_path_factory.mktemp("role-pages-index") / "idx", real_embedder)
+    service.open()
+    return service
+
+
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [
+        ("what does a staff engineer do?", "page-a.txt"),
+        ("what does a senior engineer do?", "page-b.txt"),
+        ("how much does a staff engineer make?", "page-a.txt"),
+        ("how much does a senior engineer make?", "page-b.txt"),
+    ],
+)
+def test_a_role_named_only_in_a_title_is_preferred(
+    pages: RolecallService, question: str, source: str
+) -> None:
+    answer = pages.ask(question)
+    assert answer.answered
+    assert answer.hits[0].passage.source == source
+
+
+def test_a_comparison_returns_both_title_roles(pages: RolecallService) -> None:
+    answer = pages.ask("senior vs staff engineer: how is the pay different?")
+    assert {hit.passage.source for hit in answer.hits[:2]} == {"page-a.txt", "page-b.txt"}
+
+
+@pytest.mark.parametrize(
+    ("title", "role"),
+    [
+        ("About the Software Engineer Senior role", ("Senior Software Engineer", "senior")),
+        ("Senior back-end software engineer jobs & Careers", ("Senior back-end software engineer", "senior")),
+        ("Engineering Manager: role overview", ("Engineering Manager", "")),
+        ("Behavioral interviews for Software Engineers: How to prepare", ("", "")),
+        ("Software Engineer interviews: Crafting the perfect self introduction", ("", "")),
+        ("Resume tips", ("", "")),
+    ],
+)
+def test_only_titles_that_name_a_role_make_one(title: str, role: tuple[str, str]) -> None:
+    assert role_title(title) == role
