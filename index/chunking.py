@@ -63,6 +63,17 @@ def section_label(title: str, heading_trail: Sequence[str]) -> str:
     return SECTION_SEPARATOR.join((title, *heading_trail))
 
 
+_CODE_LINE = re.compile(
+    r"[;{}]\s*$|^\s*(?:def|class|return|import|for|while|if)\b.*[:(]|\w\(.*\)\s*$|^[^.!?]*\s=\s[^.!?]*$"
+)
+
+
+def is_prose(sentence: str) -> bool:
+    """Is this a sentence a person reads as an answer, not a line of code or of space-aligned columns?
+    (Markdown table rows count as prose: "L5 | $355,000" answers a pay question.)"""
+    return not re.search(r"\S\s{3,}\S|\t", sentence) and not _CODE_LINE.search(sentence)
+
+
 def passage_sentences(passage: Passage) -> list[str]:
     """The sentences a passage's highlight is chosen from (the whole text when it has none)."""
     return split_sentences(passage.text) or [passage.text]

@@ -23,7 +23,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from index.batching import QueryBatcher
-from index.chunking import passage_sentences, split_sentences
+from index.chunking import is_prose, passage_sentences, split_sentences
 from index.embedding import Embedder, Vectors
 from index.roles import RoleDocument, RoleMatcher, is_comparison
 from index.search import SearchIndex
@@ -33,6 +33,7 @@ from index.types import Hit, Passage
 CANDIDATES = 40
 KEYWORD_WEIGHT = 0.2
 ROLE_BOOST = 0.1
+SENTENCE_WEIGHT = 0.15  # times a candidate's best sentence cosine: one sentence that answers beats a vague passage
 PER_SECTION = 2
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
 
@@ -160,10 +161,13 @@ class Retriever:
 
     def _rank(self, version: CandidateVersion, question: str, vector: Vectors, roles: list[str]) -> list[Ranked]:
         preferred = set(roles)
-        ranked = [
-            replace(r, fused=r.fused + version.role_boost) if r.passage.source in preferred else r
-            for r in version.candidates(question, vector)
-        ]
+        sentence_weight = SENTENCE_WEIGHT if self.fusion == "weighted" else 0.0
+        ranked = []
+        for candidate in version.candidates(question, vector):
+            bonus = version.role_boost if candidate.passage.source in preferred else 0.0
+            if sentence_weight and len(candidate.sentence_vectors):
+                bonus += sentence_weight * float(np.max(candidate.sentence_vectors @ vector))
+            ranked.append(replace(candidate, fused=candidate.fused + bonus) if bonus else candidate)
         ranked.sort(key=lambda r: r.fused, reverse=True)
         return ranked
 
@@ -203,7 +207,8 @@ class Retriever:
         """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time.
 
         When the question holds an exact term (a figure, an acronym) that some sentences of the passage
-        contain, the highlight is the closest of those sentences and the hit is marked `exact`.
+        contain, the highlight is the closest of those sentences and the hit is marked `exact`. Otherwise
+        lines of code and space-aligned columns are passed over while the passage has a prose sentence.
         """
         results: list[list[Hit]] = []
         for question, row, vector in zip(questions, chosen, query_vectors, strict=True):
@@ -217,7 +222,8 @@ class Retriever:
                     rows = self.embedder.embed_queries(sentences)
                 similarities = rows @ vector
                 with_term = [i for i, s in enumerate(sentences) if any(contains_literal(s, t) for t in literals)]
-                best = max(with_term, key=lambda i: similarities[i]) if with_term else int(np.argmax(similarities))
+                prose = [i for i, s in enumerate(sentences) if is_prose(s)] or range(len(sentences))
+                best = max(with_term or prose, key=lambda i: similarities[i])
                 hits.append(Hit(passage, float(similarities[best]), sentences[best], exact=bool(with_term)))
             results.append(hits)
         return results

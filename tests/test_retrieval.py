@@ -9,7 +9,7 @@ import pytest
 from bot.service import RolecallService
 from index.chunking import split_sentences
 from index.embedding import SentenceTransformerEmbedder
-from tests.conftest import make_service
+from tests.conftest import make_service, write_docs
 
 
 @pytest.fixture
@@ -64,3 +64,20 @@ def test_scores_are_comparable_cosines(service: RolecallService) -> None:
     on_topic = service.ask("senior backend salary in the US").hits[0].score
     related = service.ask("What does a site reliability engineer do on call?").hits[0].score
     assert 0.3 < on_topic <= 1.0 and 0.3 < related <= 1.0
+
+
+PRICE_TABLE_DOC = {
+    "pricing.md": "# Bulk pricing question\n\nThe interviewer showed a price table:\n\n```\n"
+    "purchase quantity                 price per unit\n1-5                               5 dollars\n"
+    "6-10                              4 dollars\n```\n\nClarify the rules before you write any code.\n"
+}
+
+
+def test_a_prose_sentence_is_highlighted_over_space_aligned_columns(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    service = make_service(write_docs(tmp_path / "k", PRICE_TABLE_DOC), tmp_path / "idx", real_embedder)
+    service.open()
+    answer = service.ask("what is the price per unit when I buy in bulk?")
+    assert answer.answered
+    assert answer.hits[0].highlight == "The interviewer showed a price table:"
