@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from bot.answer import Answer
 from bot.metrics import Metrics, ReindexResult
+from bot.scope import default_scope
 from bot.settings import Settings
 from index.batching import QueryBatcher
 from index.builder import BuildReport, build_index
@@ -20,6 +21,7 @@ from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissing
 from index.retrieval import Fusion, Retriever
 from index.search import SearchIndex
 from index.store import IndexBusyError, check_compatible
+from index.terms import default_normaliser
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -235,8 +237,14 @@ class RolecallService:
         retriever = self.retriever  # one consistent index for the whole batch, even during a swap
         limit = k or self.config.top_k
         answers = []
-        roles = tuple(sorted({d.title for d in retriever.index.documents}))
+        version = retriever.index
+        roles = tuple(sorted({d.title for d in version.documents}))
+        normalise, scope = default_normaliser(), default_scope()
         for question, hits in zip(questions, retriever.retrieve_many(list(questions), limit), strict=True):
+            normalised = normalise(question)
+            if scope.is_about_another_occupation(normalised, bool(version.roles.roles_in(normalised))):
+                answers.append(Answer(question, (), roles))
+                continue
             relevant = tuple(h for h in hits if h.score >= self.config.min_score or h.exact)
             answers.append(Answer(question, relevant, roles))
         return answers

@@ -86,6 +86,31 @@ def test_off_topic_questions_get_no_passages_and_the_known_roles(bundled: Roleca
     assert "Staff Engineer" in answer.refusal_text()
 
 
+@pytest.mark.parametrize(
+    "question",
+    ["what does a dentist earn?", "how much do electricians make?", "what's the average salary of a UX designer?"],
+)
+def test_pay_questions_about_other_occupations_are_refused(bundled: RolecallService, question: str) -> None:
+    # The pay passages of the engineering roles score above the floor for these; the occupation decides.
+    answer = bundled.ask(question)
+    assert not answer.answered and not answer.hits
+
+
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [
+        ("I'm a nurse, how do I become a software engineer?", "software-engineer.md"),
+        ("accountant to data engineer, is it doable?", "data-engineer.md"),
+    ],
+)
+def test_career_changers_from_other_occupations_are_answered(
+    bundled: RolecallService, question: str, source: str
+) -> None:
+    answer = bundled.ask(question)
+    assert answer.answered
+    assert source in {hit.passage.source for hit in answer.hits}
+
+
 INTERVIEW_DOCS = {
     "coding-practice.md": "# Coding practice\n\n## How many problems\n\nGrinding hundreds of LeetCode problems is not"
     " needed: about 160 well-chosen LeetCode questions cover the common patterns. Review the patterns, not"
