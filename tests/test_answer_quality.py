@@ -118,7 +118,8 @@ INTERVIEW_DOCS = {
     "resume.md": "# Resume\n\n## Length\n\nKeep your resume to one page unless you have more than ten years of"
     " experience. Recruiters skim a resume in seconds.\n\n## Projects\n\nList projects with their impact.\n",
     "facebook.md": "# Working at Facebook\n\n## Culture\n\nThe engineering culture at Facebook is open and fast:"
-    " engineers own their code end to end, and bootcamp lets new hires pick a team.\n",
+    " engineers own their code end to end, and bootcamp lets new hires pick a team.\n\n## Hours\n\n"
+    "Work-life balance at Facebook is good on most teams: engineers work about 45 hours a week.\n",
     "behavioral.md": "# Behavioral interviews\n\n## Format\n\nAnswer behavioral questions with the STAR format:"
     " situation, task, action, result.\n",
 }
@@ -139,6 +140,7 @@ def interviews(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sentence
         ("should my CV be one page?", "should my resume be one page?", "resume.md"),
         ("what's the engineering culture like at FB?", "what's the engineering culture like at Facebook?", "facebook.md"),
         ("how do i answer BQs?", "how do i answer behavioral questions?", "behavioral.md"),
+        ("how's the WLB at FB?", "how's the work-life balance at Facebook?", "facebook.md"),
     ],
 )
 def test_interview_jargon_finds_what_the_plain_words_find(
