@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from index.batching import QueryBatcher
 from index.chunking import is_prose, passage_sentences, split_sentences
@@ -161,13 +163,14 @@ class Retriever:
 
     def _rank(self, version: CandidateVersion, question: str, vector: Vectors, roles: list[str]) -> list[Ranked]:
         preferred = set(roles)
-        sentence_weight = SENTENCE_WEIGHT if self.fusion == "weighted" else 0.0
-        ranked = []
-        for candidate in version.candidates(question, vector):
-            bonus = version.role_boost if candidate.passage.source in preferred else 0.0
-            if sentence_weight and len(candidate.sentence_vectors):
-                bonus += sentence_weight * float(np.max(candidate.sentence_vectors @ vector))
-            ranked.append(replace(candidate, fused=candidate.fused + bonus) if bonus else candidate)
+        candidates = version.candidates(question, vector)
+        bonus = np.array([version.role_boost if c.passage.source in preferred else 0.0 for c in candidates])
+        if self.fusion == "weighted" and candidates:
+            bonus += SENTENCE_WEIGHT * _best_sentence_cosines(candidates, vector)
+        ranked = [
+            Ranked(c.passage_id, c.cosine, c.fused + float(b), c.passage, c.sentence_vectors) if b else c
+            for c, b in zip(candidates, bonus, strict=True)
+        ]
         ranked.sort(key=lambda r: r.fused, reverse=True)
         return ranked
 
@@ -216,14 +219,13 @@ class Retriever:
             hits: list[Hit] = []
             for candidate in row:
                 passage = candidate.passage
-                sentences = passage_sentences(passage)
+                sentences, prose_rows = _sentences_of(passage)
                 rows = candidate.sentence_vectors
                 if len(rows) != len(sentences):  # only if sentence splitting changed without a format bump
                     rows = self.embedder.embed_queries(sentences)
                 similarities = rows @ vector
                 with_term = [i for i, s in enumerate(sentences) if any(contains_literal(s, t) for t in literals)]
-                prose = [i for i, s in enumerate(sentences) if is_prose(s)] or range(len(sentences))
-                best = max(with_term or prose, key=lambda i: similarities[i])
+                best = max(with_term or prose_rows, key=lambda i: similarities[i])
                 hits.append(Hit(passage, float(similarities[best]), sentences[best], exact=bool(with_term)))
             results.append(hits)
         return results
@@ -258,13 +260,39 @@ def contains_literal(sentence: str, term: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", sentence) is not None
 
 
+def _best_sentence_cosines(candidates: Sequence[Ranked], vector: Vectors) -> npt.NDArray[np.float64]:
+    """Each candidate's highest sentence cosine (0 for one without stored sentences), in one product."""
+    counts = np.array([len(c.sentence_vectors) for c in candidates])
+    best = np.zeros(len(candidates))
+    with_rows = np.flatnonzero(counts)
+    if len(with_rows):
+        stacked = np.concatenate([candidates[int(i)].sentence_vectors for i in with_rows])
+        starts = np.concatenate([[0], np.cumsum(counts[with_rows])[:-1]])
+        best[with_rows] = np.maximum.reduceat(stacked @ vector.reshape(-1), starts)
+    return best
+
+
+@lru_cache(maxsize=4096)
+def _sentences_of(passage: Passage) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """A passage's highlight sentences and the rows among them that are prose (all rows when none is);
+    cached, as the same passages come back for many questions."""
+    sentences = tuple(passage_sentences(passage))
+    prose = tuple(i for i, s in enumerate(sentences) if is_prose(s)) or tuple(range(len(sentences)))
+    return sentences, prose
+
+
+@lru_cache(maxsize=4096)
+def _sentence_and_word_sets(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    return frozenset(split_sentences(text)), frozenset(text.lower().split())
+
+
 def _near_duplicate(a: Passage, b: Passage) -> bool:
     """Windows of one section sharing half their sentences, or repeated text (most words shared)."""
-    if a.source == b.source and a.section == b.section:
-        sentences_a, sentences_b = set(split_sentences(a.text)), set(split_sentences(b.text))
-        if len(sentences_a & sentences_b) * 2 >= min(len(sentences_a), len(sentences_b)):
-            return True
-    words_a, words_b = set(a.text.lower().split()), set(b.text.lower().split())
+    sentences_a, words_a = _sentence_and_word_sets(a.text)
+    sentences_b, words_b = _sentence_and_word_sets(b.text)
+    same_section = a.source == b.source and a.section == b.section
+    if same_section and len(sentences_a & sentences_b) * 2 >= min(len(sentences_a), len(sentences_b)):
+        return True
     if not words_a or not words_b:
         return a.text == b.text
     return len(words_a & words_b) / min(len(words_a), len(words_b)) >= 0.8

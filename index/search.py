@@ -31,6 +31,9 @@ HNSW_MIN_PASSAGES = 20_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 128
+# Sentence vectors up to this size are read into memory when a version opens (the handbook: 7 MB);
+# larger files are read per passage with pread, so RSS does not grow towards the whole file.
+SENTENCES_IN_MEMORY_BYTES = 64 * 2**20
 
 
 def dense_kind(passage_count: int) -> str:
@@ -73,7 +76,9 @@ class SearchIndex:
         self.sentence_vectors = sentence_vectors
         self.sentence_offsets = sentence_offsets
         self._sentence_file: BinaryIO | None = None
-        if isinstance(sentence_vectors, np.memmap) and sentence_vectors.filename:
+        if isinstance(sentence_vectors, np.memmap) and sentence_vectors.nbytes <= SENTENCES_IN_MEMORY_BYTES:
+            self.sentence_vectors = np.array(sentence_vectors)  # small: one read, then slices cost nothing
+        elif isinstance(sentence_vectors, np.memmap) and sentence_vectors.filename:
             # Read a passage's rows with pread: mapped pages a query touches (and the kernel's
             # fault-around) would stay in RSS and grow it towards the whole file (526 MB at 100k passages).
             self._sentence_file = open(sentence_vectors.filename, "rb", buffering=0)  # noqa: SIM115

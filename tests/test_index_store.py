@@ -168,3 +168,17 @@ def test_only_the_last_two_versions_are_kept(small_knowledge: Path, tmp_path: Pa
     assert store.current_version(index_dir).name in versions  # type: ignore[union-attr]
     manifest = json.loads((store.current_version(index_dir) / "manifest.json").read_text())  # type: ignore[operator]
     assert manifest["format_version"] == store.FORMAT_VERSION
+
+
+def test_large_sentence_files_are_read_per_passage_with_the_same_rows(
+    small_knowledge: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embedder = FakeEmbedder()
+    _build(small_knowledge, tmp_path / "idx", embedder)
+    in_memory = SearchIndex.open(tmp_path / "idx")
+    monkeypatch.setattr("index.search.SENTENCES_IN_MEMORY_BYTES", 0)  # as if the file were large
+    read_per_passage = SearchIndex.open(tmp_path / "idx")
+    assert not isinstance(in_memory.sentence_vectors, np.memmap)
+    assert isinstance(read_per_passage.sentence_vectors, np.memmap)
+    for pid in range(len(in_memory.passages)):
+        assert np.array_equal(in_memory.sentence_rows(pid), read_per_passage.sentence_rows(pid))
