@@ -64,6 +64,13 @@ QUESTIONS = [
 ]
 
 
+def test_the_passage_whose_sentence_answers_beats_a_closer_passage_overall(bundled: RolecallService) -> None:
+    # Without the best-sentence term the staff side shows its "Education and experience" passage first.
+    first = bundled.ask("staff vs principal engineer - what's the actual difference?").hits[0]
+    assert first.passage.source == "staff-engineer.md"
+    assert "cross-team technical leadership" in first.passage.text
+
+
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_no_near_duplicates_and_at_most_two_passages_per_section(bundled: RolecallService, question: str) -> None:
     hits = bundled.ask(question).hits
