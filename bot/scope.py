@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from index.terms import whole_words
+
 SCOPE_FILE = Path(__file__).with_name("scope.json")
-
-
-def _whole_words(phrases: Iterable[str]) -> re.Pattern[str] | None:
-    ordered = sorted({p.lower() for p in phrases}, key=len, reverse=True)
-    if not ordered:
-        return None
-    return re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(p) for p in ordered) + r")s?(?![\w-])", re.I)
 
 
 class OccupationScope:
     """Knows occupations the bot has no documents for, and the words that bring a question back into scope."""
 
     def __init__(self, other_occupations: Iterable[str], field_words: Iterable[str]) -> None:
-        self._other = _whole_words(other_occupations)
-        self._field = _whole_words(field_words)
+        self._other = whole_words(other_occupations, plural=True)
+        self._field = whole_words(field_words, plural=True)
 
     def is_about_another_occupation(self, normalised_question: str, names_a_known_role: bool) -> bool:
         """True for "how much does a registered nurse make?", false once the question names one of our

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from index.terms import default_normaliser
+from index.terms import default_normaliser, whole_words
 
 LEVEL_WORDS = ("junior", "senior", "staff", "principal", "distinguished")
 # A title names a role only when it holds one of these nouns ("Senior Back-End Engineer", not "Resume tips").
@@ -80,13 +80,8 @@ class RoleMatcher:
         # A bare level word ("staff", "senior") names the most general role whose title starts with it.
         for word, candidates in level_titles.items():
             names.setdefault(word, min(candidates)[1])
-        ordered = sorted(names, key=len, reverse=True)
         self._names = names
-        self._pattern = (
-            re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in ordered) + r")(?![\w-])", re.I)
-            if ordered
-            else None
-        )
+        self._pattern = whole_words(names)
 
     def roles_in(self, normalised_question: str) -> list[str]:
         """Sources of the role documents the question names, in the order it names them."""
@@ -94,7 +89,7 @@ class RoleMatcher:
             return []
         found: list[str] = []
         for match in self._pattern.finditer(normalised_question):
-            source = self._names[match.group(1).lower()]
+            source = self._names[match.group(0).lower()]
             if source not in found:
                 found.append(source)
         return found

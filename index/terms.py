@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 TERMS_FILE = Path(__file__).with_name("terms.json")
+
+
+def whole_words(phrases: Iterable[str], plural: bool = False) -> re.Pattern[str] | None:
+    """A case-insensitive pattern matching any of the phrases as whole words (not inside a word or a
+    hyphenated word), longer phrases first; with `plural` an optional trailing "s". None for no phrases."""
+    ordered = sorted({p.lower() for p in phrases}, key=len, reverse=True)
+    if not ordered:
+        return None
+    alternatives = "|".join(re.escape(p) for p in ordered)
+    return re.compile(rf"(?<![\w-])(?:{alternatives}){'s?' if plural else ''}(?![\w-])", re.IGNORECASE)
 
 
 class TermNormaliser:
@@ -19,10 +30,7 @@ class TermNormaliser:
         ]
         pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
         self._canonical = {variant: canonical for variant, canonical in pairs}
-        alternatives = "|".join(re.escape(variant) for variant, _ in pairs)
-        self._pattern = (
-            re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE) if pairs else None
-        )
+        self._pattern = whole_words(variant for variant, _ in pairs)
 
     def __call__(self, text: str) -> str:
         if self._pattern is None:
