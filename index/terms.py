@@ -24,22 +24,37 @@ def whole_words(phrases: Iterable[str], plural: bool = False) -> re.Pattern[str]
 class TermNormaliser:
     """Rewrites variants to their canonical phrase, longest variant first, whole words only."""
 
-    def __init__(self, table: dict[str, list[str]]) -> None:
+    def __init__(self, table: dict[str, list[str]], not_after: dict[str, list[str]] | None = None) -> None:
+        """`not_after` maps a variant to the words that, just before it, make it another word: "pay"
+        after "to" or "i" is the verb, not the salary, and stays as typed."""
         pairs = [
             (variant.lower(), canonical) for canonical, variants in table.items() for variant in variants
         ]
         pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
         self._canonical = {variant: canonical for variant, canonical in pairs}
         self._pattern = whole_words(variant for variant, _ in pairs)
+        self._not_after = {variant.lower(): {w.lower() for w in words} for variant, words in (not_after or {}).items()}
 
     def __call__(self, text: str) -> str:
         if self._pattern is None:
             return text
-        return self._pattern.sub(lambda m: self._canonical[m.group(0).lower()], text)
+        return self._pattern.sub(lambda m: self._replacement(m, text), text)
+
+    def _replacement(self, match: re.Match[str], text: str) -> str:
+        variant = match.group(0).lower()
+        guard = self._not_after.get(variant)
+        if guard:
+            before = _PREVIOUS_WORD.search(text, 0, match.start())
+            if before is not None and before.group(1).lower() in guard:
+                return match.group(0)
+        return self._canonical[variant]
+
+
+_PREVIOUS_WORD = re.compile(r"([\w']+)\W*$")
 
 
 @lru_cache(maxsize=1)
 def default_normaliser() -> TermNormaliser:
     """The normaliser for the table shipped in index/terms.json."""
     table = json.loads(TERMS_FILE.read_text(encoding="utf-8"))
-    return TermNormaliser({k: v for k, v in table.items() if not k.startswith("_")})
+    return TermNormaliser({k: v for k, v in table.items() if not k.startswith("_")}, table.get("_not_after"))

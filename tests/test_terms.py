@@ -1,0 +1,21 @@
+"""The jargon table (index/terms.json): variants become the canonical phrase, a verb stays a verb."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.terms import default_normaliser
+
+
+@pytest.mark.parametrize(
+    ("question", "normalised"),
+    [
+        ("what's the pay for a Sr SRE?", "what's the salary for a senior site reliability engineer?"),
+        ("comp vs pay at FB", "salary vs salary at facebook"),
+        ("do I have to pay for a career coach?", "do I have to pay for a career coach?"),
+        ("a service where i only pay if my offer goes up", "a service where i only pay if my offer goes up"),
+        ("Don't pay for LC premium", "Don't pay for leetcode premium"),
+    ],
+)
+def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalised: str) -> None:
+    assert default_normaliser()(question) == normalised
