@@ -59,6 +59,7 @@ def _row(name: str, result: EvalResult, seconds: float) -> None:
     f = result.figures()
     print(
         f"{name:9s} hit@1 {f['hit@1']:.3f}  hit@3 {f['hit@3']:.3f}  MRR {f['mrr']:.3f}  "
+        f"document hit@1 {f['document_hit@1']:.3f} hit@3 {f['document_hit@3']:.3f}  "
         f"off-topic refused {f['off_topic_refused']}/{f['off_topic']}  "
         f"answerable refused {f['false_refusals']}/{f['answerable']}  (build+eval {seconds:.1f}s)"
     )

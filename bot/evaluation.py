@@ -1,4 +1,4 @@
-"""Retrieval quality over a JSONL question file: hit@1, hit@3, MRR and abstention."""
+"""Retrieval quality over a JSONL question file: hit@1, hit@3, MRR and abstention, per passage and per document."""
 
 from __future__ import annotations
 
@@ -28,15 +28,26 @@ class EvalCase:
         text = f"{hit.passage.section}\n{hit.passage.text}".lower()
         return not self.expect or any(e.lower() in text for e in self.expect)
 
+    def matches_document(self, hit: Hit) -> bool:
+        """A looser reading: the passage comes from a listed source, whatever its section (with no
+        sources listed, the same as `matches`)."""
+        return hit.passage.source in self.sources if self.sources else self.matches(hit)
+
 
 @dataclass
 class EvalResult:
-    """Figures over one eval file; `misses` lists the answerable questions not hit in the top 3."""
+    """Figures over one eval file; `misses` lists the answerable questions not hit in the top 3.
+
+    hit@1 / hit@3 count the right passage (listed source and an expected phrase); document hit@1 /
+    hit@3 count any passage of a listed source, the figure for "did it open the right document".
+    """
 
     answerable: int = 0
     hit1: int = 0
     hit3: int = 0
     reciprocal_rank: float = 0.0
+    document_hit1: int = 0
+    document_hit3: int = 0
     off_topic: int = 0
     off_topic_refused: int = 0
     false_refusals: int = 0
@@ -49,6 +60,8 @@ class EvalResult:
             "hit@1": round(self.hit1 / n, 3),
             "hit@3": round(self.hit3 / n, 3),
             "mrr": round(self.reciprocal_rank / n, 3),
+            "document_hit@1": round(self.document_hit1 / n, 3),
+            "document_hit@3": round(self.document_hit3 / n, 3),
             "off_topic": self.off_topic,
             "off_topic_refused": self.off_topic_refused,
             "false_refusals": self.false_refusals,
@@ -57,7 +70,8 @@ class EvalResult:
     def summary(self) -> str:
         f = self.figures()
         return (
-            f"hit@1 {f['hit@1']:.3f}  hit@3 {f['hit@3']:.3f}  MRR {f['mrr']:.3f}  over {self.answerable}"
+            f"hit@1 {f['hit@1']:.3f}  hit@3 {f['hit@3']:.3f}  MRR {f['mrr']:.3f}"
+            f"  (document hit@1 {f['document_hit@1']:.3f}  hit@3 {f['document_hit@3']:.3f})  over {self.answerable}"
             f" answerable; off-topic refused {self.off_topic_refused}/{self.off_topic};"
             f" answerable refused {self.false_refusals}"
         )
@@ -107,6 +121,9 @@ def evaluate(cases: Sequence[EvalCase], ask_many: Callable[[list[str]], list[Ans
         result.hit1 += rank == 1
         result.hit3 += rank > 0
         result.reciprocal_rank += 1.0 / rank if rank else 0.0
+        document_rank = next((i for i, hit in enumerate(answer.hits[:3], start=1) if case.matches_document(hit)), 0)
+        result.document_hit1 += document_rank == 1
+        result.document_hit3 += document_rank > 0
         if not rank:
             result.misses.append(case.question)
     return result

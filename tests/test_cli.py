@@ -111,6 +111,7 @@ def test_eval_reports_the_four_figures(
     cases.write_text(
         '{"q": "sr backend pay?", "expect": ["$120,000"], "sources": ["senior-back-end-engineer.md"]}\n'
         '{"q": "who won the world cup?", "abstain": true}\n'
+        '{"q": "sr backend pay?", "expect": ["no passage says this"], "sources": ["senior-back-end-engineer.md"]}\n'
     )
     code, out, _ = _run(
         ["eval", str(cases), "--json", "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")],
@@ -118,7 +119,9 @@ def test_eval_reports_the_four_figures(
     )
     figures = json.loads(out)
     assert code == 0
-    assert figures["hit@1"] == 1.0 and figures["hit@3"] == 1.0 and figures["mrr"] == 1.0
+    assert figures["hit@1"] == 0.5 and figures["hit@3"] == 0.5 and figures["mrr"] == 0.5
+    # the second pay question opens the right document, though no passage has its phrase
+    assert figures["document_hit@1"] == 1.0 and figures["document_hit@3"] == 1.0
     assert figures["off_topic_refused"] == 1 and figures["false_refusals"] == 0
 
 
