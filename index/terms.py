@@ -44,13 +44,14 @@ class TermNormaliser:
         variant = match.group(0).lower()
         guard = self._not_after.get(variant)
         if guard:
-            before = _PREVIOUS_WORD.search(text, 0, match.start())
+            before = _PREVIOUS_WORD.search(text, max(0, match.start() - _LOOKBACK), match.start())
             if before is not None and before.group(1).lower() in guard:
                 return match.group(0)
         return self._canonical[variant]
 
 
 _PREVIOUS_WORD = re.compile(r"([\w']+)\W*$")
+_LOOKBACK = 40  # characters read back for that word, so a long passage is not rescanned per match
 
 
 @lru_cache(maxsize=1)
