@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     with_locations(chat)
     chat.set_defaults(handler=_cmd_chat)
 
-    evaluation = commands.add_parser("eval", help="hit@1, hit@3, MRR and abstention over a JSONL file")
+    evaluation = commands.add_parser("eval", help="hit@1, hit@3, MRR (per passage and per document) and abstention over a JSONL file")
     evaluation.add_argument("file", type=Path)
     evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluation.add_argument(
