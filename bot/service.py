@@ -22,6 +22,7 @@ from index.retrieval import Fusion, Retriever
 from index.search import SearchIndex
 from index.store import IndexBusyError, check_compatible
 from index.terms import default_normaliser
+from index.types import Hit
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -45,6 +46,7 @@ class ServiceConfig:
     top_k: int
     min_score: float
     max_file_bytes: int
+    support_score: float = 0.30  # below the floor, a passage of the top k still shows after those that clear it
     fusion: Fusion = "weighted"  # "rrf" only to measure reciprocal rank fusion against it (bench/quality.py)
     model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
     embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
@@ -64,6 +66,7 @@ class ServiceConfig:
             model=settings.model,
             top_k=settings.top_k,
             min_score=settings.min_score,
+            support_score=settings.support_score,
             max_file_bytes=settings.max_file_bytes,
             model_cache_dir=settings.model_cache_dir,
             embedder=settings.embedder,
@@ -245,9 +248,25 @@ class RolecallService:
             if scope.is_about_another_occupation(normalised, bool(version.roles.roles_in(normalised))):
                 answers.append(Answer(question, (), roles))
                 continue
-            relevant = tuple(h for h in hits if h.score >= self.config.min_score or h.exact)
-            answers.append(Answer(question, relevant, roles))
+            answers.append(Answer(question, self._shown(hits), roles))
         return answers
+
+    def _shown(self, hits: Sequence[Hit]) -> tuple[Hit, ...]:
+        """The floor decides whether to answer; passages that clear it come first, then supporting ones.
+
+        A passage clears the floor with its score or an exact term. Once one does, the rest of the top k
+        follow in rank order if their score reaches `support_score` (a second section of the right
+        document often answers with a weaker single sentence), unless the question's exact term was
+        found: then only passages holding it are shown.
+        """
+        clears = [h.score >= self.config.min_score or h.exact for h in hits]
+        if not any(clears):
+            return ()
+        relevant = [h for h, ok in zip(hits, clears, strict=True) if ok]
+        if any(h.exact for h in relevant):
+            return tuple(relevant)  # a figure or acronym was asked for: passages without it do not support
+        supporting = [h for h, ok in zip(hits, clears, strict=True) if not ok and h.score >= self.config.support_score]
+        return tuple(relevant + supporting)
 
     # -- writing -----------------------------------------------------------------------------
 

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         alias="ROLECALL_MIN_SCORE",
         description="relevance floor (cosine); below it the bot says it does not know",
     )
+    support_score: float = Field(
+        default=0.30,
+        ge=-1.0,
+        le=1.0,
+        alias="ROLECALL_SUPPORT_SCORE",
+        description="once a passage clears the floor, others of the top k down to this score are shown after it",
+    )
     max_file_mb: float = Field(
         default=20.0,
         gt=0,

@@ -9,7 +9,13 @@ import pytest
 from bot.service import RolecallService
 from index.chunking import split_sentences
 from index.embedding import SentenceTransformerEmbedder
-from tests.conftest import BUNDLED_KNOWLEDGE, make_service, write_docs
+from tests.conftest import (
+    BUNDLED_KNOWLEDGE,
+    DEFAULT_MIN_SCORE,
+    DEFAULT_SUPPORT_SCORE,
+    make_service,
+    write_docs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +75,21 @@ def test_the_passage_whose_sentence_answers_beats_a_closer_passage_overall(bundl
     first = bundled.ask("staff vs principal engineer - what's the actual difference?").hits[0]
     assert first.passage.source == "staff-engineer.md"
     assert "cross-team technical leadership" in first.passage.text
+
+
+def test_a_weaker_passage_that_answers_still_shows_after_the_one_that_clears_the_floor(
+    bundled: RolecallService, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    question = "front end interview - will they make me write debounce?"
+    hits = bundled.ask(question).hits
+    assert len(hits) == 3
+    assert hits[0].score >= DEFAULT_MIN_SCORE
+    assert all(h.score >= DEFAULT_SUPPORT_SCORE for h in hits)
+    assert any("debounce" in h.passage.text for h in hits[1:])
+    # With supporting passages held to the floor too, the one about debounce is not shown.
+    strict = make_service(BUNDLED_KNOWLEDGE, bundled.config.index_dir, real_embedder, support_score=DEFAULT_MIN_SCORE)
+    strict.open()
+    assert not any("debounce" in h.passage.text for h in strict.ask(question).hits)
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
