@@ -47,6 +47,12 @@ def test_a_comparison_returns_both_roles_side_by_side(bundled: RolecallService) 
     assert {h.passage.source for h in hits[:2]} == {"senior-software-engineer.md", "staff-engineer.md"}
 
 
+def test_a_bare_specialty_names_its_role(bundled: RolecallService) -> None:
+    # "Front-End" / "Back-End" are aliases in the bundled front matter, so no "engineer" is needed.
+    hits = bundled.ask("frontend vs backend, which pays more?").hits
+    assert {h.passage.source for h in hits[:2]} == {"senior-front-end-engineer.md", "senior-back-end-engineer.md"}
+
+
 def test_exact_terms_are_found(bundled: RolecallService) -> None:
     assert "Kubernetes" in bundled.ask("Kubernetes").hits[0].passage.text
     assert any("TDD" in h.passage.text for h in bundled.ask("TDD").hits)
