@@ -127,8 +127,10 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.question.strip():
+        raise RolecallError("the question is empty: rolecall ask \"what does an SRE do?\", or '-' to read from stdin")
     service = _opened(args, settings)
-    questions = [line.strip() for line in sys.stdin] if args.question == "-" else [args.question]
+    questions = [line.strip() for line in sys.stdin] if args.question == "-" else [args.question.strip()]
     styled = is_styled(sys.stdout)
     for question in (q for q in questions if q):
         answer = service.ask(question, args.k)

@@ -58,6 +58,16 @@ def test_ask_builds_a_missing_index_and_answers_in_json(
     assert len(answer["passages"]) <= 3
 
 
+@pytest.mark.parametrize("question", ["", "   "])
+def test_an_empty_question_is_a_one_line_error_before_any_index_is_built(
+    question: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(["ask", question, "--index", str(tmp_path / "idx")], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("rolecall: error: the question is empty") and err.count("\n") == 1
+    assert not (tmp_path / "idx").exists()
+
+
 def test_ask_reads_one_question_per_line_from_stdin(
     small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
