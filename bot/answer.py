@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from index.types import Hit
 
 CONTEXT_CHARS = 420
+# A message that greets the bot or asks what it does, rather than asking a career question.
+_GREETING = re.compile(
+    r"^(?:hi|hello|hey|hiya|howdy|yo|good (?:morning|afternoon|evening)|help|usage|commands?|"
+    r"what can you do|what do you (?:do|know)|who are you|how do(?:es)? (?:this|you|it) work)"
+    r"(?:[\s,]+(?:there|all|everyone|rolecall|bot))?[\s!?.,:)]*$",
+    re.IGNORECASE,
+)
+
+
+def is_greeting(text: str) -> bool:
+    """Is this a hello or a request for help ("hi", "help", "what can you do?"), not a question to search?"""
+    return bool(_GREETING.match(text.strip()))
 
 
 @dataclass(frozen=True)
@@ -34,8 +47,14 @@ class Answer:
         return bool(self.hits)
 
     def refusal_text(self) -> str:
-        """What the bot says when nothing it knows is relevant."""
+        """What the bot says when nothing it knows is relevant, or how to use it when greeted."""
         roles = ", ".join(self.known_roles) if self.known_roles else "the documents in my knowledge folders"
+        if is_greeting(self.question):
+            return (
+                "Hi! I answer career questions with passages from my role documents, each with its source, "
+                "e.g. \"What does a senior back-end engineer earn?\" or \"senior vs staff engineer?\". "
+                f"I know about these roles: {roles}."
+            )
         return (
             "I don't know that one: I only answer from my career documents. "
             f"I know about these roles: {roles}. "

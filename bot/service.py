@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from bot.answer import Answer
+from bot.answer import Answer, is_greeting
 from bot.metrics import Metrics, ReindexResult
 from bot.scope import default_scope
 from bot.settings import Settings
@@ -245,6 +245,9 @@ class RolecallService:
         normalise, scope = default_normaliser(), default_scope()
         for question, hits in zip(questions, retriever.retrieve_many(list(questions), limit), strict=True):
             normalised = normalise(question)
+            if is_greeting(question):
+                answers.append(Answer(question, (), roles))  # rendered as how to use the bot
+                continue
             if scope.is_about_another_occupation(normalised, bool(version.roles.roles_in(normalised))):
                 answers.append(Answer(question, (), roles))
                 continue

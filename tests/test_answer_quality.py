@@ -111,6 +111,21 @@ def test_no_near_duplicates_and_at_most_two_passages_per_section(bundled: Roleca
     assert max(per_section.values()) <= 2
 
 
+@pytest.mark.parametrize("greeting", ["hi", "Hello!", "help", "what can you do?", "hey rolecall"])
+def test_a_greeting_gets_how_to_ask_and_the_known_roles(bundled: RolecallService, greeting: str) -> None:
+    answer = bundled.ask(greeting)
+    assert not answer.answered
+    text = answer.refusal_text()
+    assert text.startswith("Hi! I answer career questions") and "Staff Engineer" in text
+    assert "I don't know" not in text
+
+
+def test_a_question_after_a_greeting_is_answered(bundled: RolecallService) -> None:
+    answer = bundled.ask("hi, what does an SRE earn?")
+    assert answer.answered and answer.hits[0].passage.source == "site-reliability-engineer.md"
+    assert bundled.ask("banana bread recipe").refusal_text().startswith("I don't know that one")
+
+
 @pytest.mark.parametrize(
     "question", ["who won the world cup in 2018?", "banana bread recipe", "how do I fix a flat bike tyre?"]
 )
