@@ -30,7 +30,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.discord_embeds import answer_embed, clip_content, roles_embed, vote_subject
-from bot.answer import Question
+from bot.answer import Question, is_greeting
 from bot.conversation import Conversation
 from index.errors import RolecallError
 
@@ -539,7 +539,7 @@ class DiscordAdapter:
         if text is None:
             return
         with self._tracked():
-            if not text:
+            if not text or is_greeting(text):
                 await self._send(message, content=USAGE)
                 return
             question = Question(

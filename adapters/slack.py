@@ -40,7 +40,7 @@ from adapters.slack_blocks import (
     thanks_blocks,
 )
 from bot.admin import AdminActions
-from bot.answer import Answer, Question
+from bot.answer import Answer, Question, is_greeting
 from bot.conversation import Conversation
 from bot.records import ClaimStore, user_hash
 from bot.service import RolecallService
@@ -442,7 +442,7 @@ class SlackAdapter:
         question = Question(
             from_slack(str(event.get("text", "")), self._bot_user_id), str(event["user"]), channel, PLATFORM
         )
-        if not question.text:
+        if not question.text or is_greeting(question.text):
             await client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, text=self._help_text(), parse="none", unfurl_links=False
             )

@@ -186,10 +186,11 @@ async def test_a_mention_of_the_bots_role_counts_and_a_bare_mention_gets_usage(b
         fake.message_event(f"<@&{BOT_ROLE_ID}> {PAY_QUESTION}", role_mentions=(BOT_ROLE_ID,)),
     )
     await fake.dispatch("MESSAGE_CREATE", fake.message_event(f"<@!{BOT_ID}>", mentions=(BOT_USER,)))
+    await fake.dispatch("MESSAGE_CREATE", fake.message_event(f"<@!{BOT_ID}> hi there!", mentions=(BOT_USER,)))
 
-    replies = await fake.wait_for("POST", f"/channels/{CHANNEL_ID}/messages", count=2)
-    usage = next(c for c in replies if c.body.get("content"))
-    assert "/career ask" in usage.body["content"]
+    replies = await fake.wait_for("POST", f"/channels/{CHANNEL_ID}/messages", count=3)
+    usages = [c for c in replies if c.body.get("content")]
+    assert len(usages) == 2 and all("/career ask" in c.body["content"] for c in usages)
     answered = next(c for c in replies if c.body.get("embeds"))
     assert only_embed(answered)["title"] == PAY_QUESTION
 

@@ -244,6 +244,18 @@ async def test_dm_is_answered_in_the_dm_without_a_mention(fake, shared_service, 
         )
 
 
+async def test_a_greeting_gets_the_usage_message_not_a_search(fake, shared_service, records):
+    async with running(fake, shared_service, records) as run:
+        await run.slack.event(dm("hi!"))
+        await run.slack.event(mention("<@UBOT> help", ts="1700000000.000500"))
+        dm_post = (await wait_for(lambda: fake.posts("D1"), "the DM usage"))[0]
+        channel_post = (await wait_for(lambda: fake.posts("C1"), "the channel usage"))[0]
+        for post in (dm_post, channel_post):
+            assert post["text"].startswith("*Rolecall* answers career questions")
+            assert "reindex" in post["text"]
+        assert channel_post["thread_ts"] == "1700000000.000500"
+
+
 async def test_slow_answer_shows_a_working_reaction_until_posted(fake, shared_service, records):
     async with running(fake, shared_service, records, working_sign_after=0.0) as run:
         await run.slack.event(dm("what does a site reliability engineer do?", ts="1700000002.000100"))
