@@ -18,6 +18,17 @@ _GREETING = re.compile(
 )
 
 
+MAX_ROLES_LISTED = 15
+MAX_TOPICS_LISTED = 6
+
+
+def _some(titles: tuple[str, ...], limit: int, separator: str) -> str:
+    """At most `limit` titles, then how many more there are."""
+    shown = separator.join(titles[:limit])
+    more = len(titles) - limit
+    return f"{shown}{separator}and {more} more" if more > 0 else shown
+
+
 def is_greeting(text: str) -> bool:
     """Is this a hello or a request for help ("hi", "help", "what can you do?"), not a question to search?"""
     return bool(_GREETING.match(text.strip()))
@@ -39,8 +50,9 @@ class Answer:
 
     question: str
     hits: tuple[Hit, ...]
-    known_roles: tuple[str, ...] = ()
+    known_roles: tuple[str, ...] = ()  # titles of the role documents
     notes: tuple[str, ...] = field(default=())
+    known_topics: tuple[str, ...] = ()  # titles of the other documents
 
     @property
     def answered(self) -> bool:
@@ -48,19 +60,30 @@ class Answer:
 
     def refusal_text(self) -> str:
         """What the bot says when nothing it knows is relevant, or how to use it when greeted."""
-        roles = ", ".join(self.known_roles) if self.known_roles else "the documents in my knowledge folders"
+        known = self._what_i_know()
         if is_greeting(self.question):
             return (
                 "Hi! I answer career questions with passages from my role documents, each with its source, "
                 "e.g. \"What does a senior back-end engineer earn?\" or \"senior vs staff engineer?\". "
-                f"I know about these roles: {roles}."
+                f"{known}"
             )
-        return (
-            "I don't know that one: I only answer from my career documents. "
-            f"I know about these roles: {roles}. "
+        ask_about = (
             "Ask about responsibilities, skills, tools, education, pay, where the jobs are, "
             "how to get there or interviews."
+            if self.known_roles
+            else "Ask about one of those."
         )
+        return f"I don't know that one: I only answer from my career documents. {known} {ask_about}"
+
+    def _what_i_know(self) -> str:
+        """The roles, then a few of the other documents' titles: a short message even over 60 documents."""
+        parts: list[str] = []
+        if self.known_roles:
+            parts.append(f"I know about these roles: {_some(self.known_roles, MAX_ROLES_LISTED, ', ')}.")
+        if self.known_topics:
+            lead = "And topics such as" if self.known_roles else "I know about topics such as"
+            parts.append(f"{lead}: {_some(self.known_topics, MAX_TOPICS_LISTED, '; ')}.")
+        return " ".join(parts) or "My knowledge folders hold no documents yet."
 
     def to_json(self) -> dict[str, Any]:
         """The `rolecall ask --json` shape."""

@@ -7,7 +7,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.answer import Answer, Question
 from bot.metrics import Metrics
@@ -129,7 +129,7 @@ class Conversation:
                 f"Your question was cut to its first {len(text)} of {len(question.text)} characters"
                 f" (the limit is {self.max_question_chars})."
             )
-            answer = Answer(answer.question, answer.hits, answer.known_roles, (*answer.notes, note))
+            answer = replace(answer, notes=(*answer.notes, note))
         return Reply(answer=answer)
 
     async def record_vote(

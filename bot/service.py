@@ -19,6 +19,7 @@ from index.builder import BuildReport, build_index
 from index.embedding import Embedder, ModelSpec, create_embedder, resolve_model
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
 from index.retrieval import Fusion, Retriever
+from index.roles import RoleDocument, role_documents
 from index.search import SearchIndex
 from index.store import IndexBusyError, check_compatible
 from index.terms import default_normaliser
@@ -35,6 +36,8 @@ Notify = Callable[[str], None]
 class ReindexBusyError(RolecallError):
     """A reindex is already running."""
 
+
+KnownTitles = tuple[tuple[str, ...], tuple[str, ...]]  # role titles, other documents' titles
 
 @dataclass(frozen=True)
 class ServiceConfig:
@@ -110,6 +113,7 @@ class RolecallService:
         self._qdrant_client = qdrant_client  # shared by tests; else opened from the config on first use
         self._owns_qdrant_client = qdrant_client is None
         self._qdrant_source: QdrantCandidates | None = None
+        self._known_titles: tuple[tuple[RoleDocument, ...], KnownTitles] | None = None  # per live version
 
     # -- Qdrant --------------------------------------------------------------------------------
 
@@ -241,18 +245,31 @@ class RolecallService:
         limit = k or self.config.top_k
         answers = []
         version = retriever.index
-        roles = tuple(sorted({d.title for d in version.documents}))
+        roles, topics = self._known(version.documents)
         normalise, scope = default_normaliser(), default_scope()
         for question, hits in zip(questions, retriever.retrieve_many(list(questions), limit), strict=True):
             normalised = normalise(question)
             if is_greeting(question):
-                answers.append(Answer(question, (), roles))  # rendered as how to use the bot
+                answers.append(Answer(question, (), roles, known_topics=topics))  # rendered as how to use the bot
                 continue
             if scope.is_about_another_occupation(normalised, bool(version.roles.roles_in(normalised))):
-                answers.append(Answer(question, (), roles))
+                answers.append(Answer(question, (), roles, known_topics=topics))
                 continue
-            answers.append(Answer(question, self._shown(hits), roles))
+            answers.append(Answer(question, self._shown(hits), roles, known_topics=topics))
         return answers
+
+    def _known(self, documents: tuple[RoleDocument, ...]) -> KnownTitles:
+        """Titles of the role documents, and of the others, for the 'I don't know' message (kept per version)."""
+        cached = self._known_titles
+        if cached is not None and cached[0] is documents:
+            return cached[1]
+        role_docs = role_documents(documents)  # titles as role names ("About the … role" -> the role)
+        role_sources = {d.source for d in role_docs}
+        roles = sorted({d.title for d in role_docs})
+        topics = sorted({d.title for d in documents if d.source not in role_sources} - set(roles))
+        known = (tuple(roles), tuple(topics))
+        self._known_titles = (documents, known)
+        return known
 
     def _shown(self, hits: Sequence[Hit]) -> tuple[Hit, ...]:
         """The floor decides whether to answer; passages that clear it come first, then supporting ones.

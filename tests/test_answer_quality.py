@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.conftest import (
     BUNDLED_KNOWLEDGE,
     DEFAULT_MIN_SCORE,
     DEFAULT_SUPPORT_SCORE,
+    FakeEmbedder,
     make_service,
     write_docs,
 )
@@ -199,3 +201,14 @@ def test_interview_jargon_finds_what_the_plain_words_find(
     assert slang_answer.answered
     assert slang_answer.hits[0].passage.source == source
     assert [h.passage for h in slang_answer.hits] == [h.passage for h in plain_answer.hits]
+
+
+def test_the_refusal_names_the_roles_and_only_a_few_other_documents(tmp_path: Path) -> None:
+    topics = {f"topic-{i:02d}.md": f"# Interview topic {i:02d}\n\nNotes on interview topic {i:02d}.\n" for i in range(10)}
+    role = {"about-sre.md": "# About the Site Reliability Engineer role\n\nAn SRE keeps production running.\n"}
+    service = make_service(write_docs(tmp_path / "kb", {**topics, **role}), tmp_path / "idx", FakeEmbedder())
+    service.reindex()
+    text = service.ask("hi").refusal_text()
+    assert "I know about these roles: Site Reliability Engineer." in text  # the role named, not the page title
+    assert "topics such as: Interview topic 00; " in text and "; and 4 more." in text
+    assert "Interview topic 09" not in text and "About the" not in text
