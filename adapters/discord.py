@@ -612,8 +612,8 @@ class DiscordAdapter:
             if not await self._defer(interaction):
                 return
             # known_roles may have to open the index: off the event loop
-            roles = await asyncio.to_thread(lambda: self.service.known_roles)
-            await interaction.followup.send(embed=roles_embed(roles), allowed_mentions=NO_PINGS)
+            roles, topics = await asyncio.to_thread(lambda: (self.service.known_roles, self.service.known_topics))
+            await interaction.followup.send(embed=roles_embed(roles, topics), allowed_mentions=NO_PINGS)
 
     async def reindex_command(self, interaction: discord.Interaction[Any]) -> None:
         with self._tracked():

@@ -104,12 +104,15 @@ def field_value(hit: Hit, limit: int = FIELD_VALUE_LIMIT) -> str:
     return clip(escape(highlight), limit)
 
 
-def roles_embed(roles: Sequence[str]) -> discord.Embed:
-    """The roles the bot has documents for."""
-    if not roles:
-        text = "I have no role documents yet: an admin adds them to a knowledge folder and reindexes."
+def roles_embed(roles: Sequence[str], topics: Sequence[str] = ()) -> discord.Embed:
+    """The roles the bot has documents for, then its other documents."""
+    if not roles and not topics:
+        text = "I have no documents yet: an admin adds them to a knowledge folder and reindexes."
     else:
-        text = "\n".join(f"• {discord.utils.escape_markdown(role)}" for role in roles)
+        text = "\n".join(f"• {discord.utils.escape_markdown(role)}" for role in roles) or "No role documents."
+        if topics:
+            text += f"\nand {len(topics)} other documents:\n"
+            text += "\n".join(f"• {discord.utils.escape_markdown(topic)}" for topic in topics)
     return discord.Embed(
         title="Roles I can answer about",
         description=clip(text, DESCRIPTION_LIMIT),

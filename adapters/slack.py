@@ -497,9 +497,11 @@ class SlackAdapter:
         if word in ("", "help"):
             await respond(text=self._help_text(), response_type="ephemeral")
         elif word == "roles":
-            roles = await asyncio.to_thread(lambda: self.service.known_roles)
-            listing = "\n".join(f"• {role}" for role in roles) or "none yet: the knowledge folders are empty"
+            roles, topics = await asyncio.to_thread(lambda: (self.service.known_roles, self.service.known_topics))
+            listing = "\n".join(f"• {role}" for role in roles) or "none yet"
             message = f"I know about these roles:\n{listing}"
+            if topics:
+                message += f"\nand {len(topics)} other documents:\n" + "\n".join(f"• {topic}" for topic in topics)
             await respond(text=escape(message)[:3000], blocks=text_blocks(message), response_type="ephemeral")
         elif word == "reindex":
             await self._reindex(user_id, respond, client)

@@ -228,8 +228,13 @@ class RolecallService:
 
     @property
     def known_roles(self) -> tuple[str, ...]:
-        """Titles of the indexed documents, for the 'I don't know' message."""
-        return tuple(sorted({d.title for d in self.retriever.index.documents}))
+        """The roles the indexed role documents describe, for the adapters' `roles` command."""
+        return self._known(self.retriever.index.documents)[0]
+
+    @property
+    def known_topics(self) -> tuple[str, ...]:
+        """Titles of the indexed documents that do not describe a role."""
+        return self._known(self.retriever.index.documents)[1]
 
     def ask(self, question: str, k: int | None = None) -> Answer:
         """Passages that answer the question, or an empty answer when nothing clears the floor."""

@@ -26,6 +26,7 @@ from adapters.discord_embeds import (
     FOOTER_LIMIT,
     TITLE_LIMIT,
     answer_embed,
+    roles_embed,
 )
 from bot.admin import AdminActions
 from bot.answer import Answer
@@ -314,6 +315,12 @@ async def test_career_roles_lists_the_indexed_roles(bot: Bot) -> None:
         "• Senior Back-End Software Engineer",
         "• Site Reliability / DevOps Engineer",
     ]
+
+
+def test_the_roles_listing_names_other_documents_apart_from_the_roles() -> None:
+    description = roles_embed(["Staff Engineer"], ["Resume tips", "Negotiation"]).description or ""
+    assert description.splitlines() == ["• Staff Engineer", "and 2 other documents:", "• Resume tips", "• Negotiation"]
+    assert (roles_embed([], ["Resume tips"]).description or "").startswith("No role documents.\nand 1 other")
 
 
 async def test_the_career_commands_are_registered_once_with_discord(
