@@ -18,6 +18,11 @@ _GREETING = re.compile(
 )
 
 
+_THANKS = re.compile(
+    r"^(?:(?:thanks|thank you|thx|ty|cheers|much appreciated|great|perfect|awesome|cool|nice|ok(?:ay)?)"
+    r"[\s,!.]*)+(?:(?:so much|a lot|again|rolecall|bot)[\s,!.:)]*)*$",
+    re.IGNORECASE,
+)
 MAX_ROLES_LISTED = 15
 MAX_TOPICS_LISTED = 6
 
@@ -27,6 +32,11 @@ def _some(titles: tuple[str, ...], limit: int, separator: str) -> str:
     shown = separator.join(titles[:limit])
     more = len(titles) - limit
     return f"{shown}{separator}and {more} more" if more > 0 else shown
+
+
+def is_thanks(text: str) -> bool:
+    """Is this only a thank-you or an acknowledgement ("thanks!", "ok cool"), not a question to search?"""
+    return bool(_THANKS.match(text.strip()))
 
 
 def is_greeting(text: str) -> bool:
@@ -60,6 +70,8 @@ class Answer:
 
     def refusal_text(self) -> str:
         """What the bot says when nothing it knows is relevant, or how to use it when greeted."""
+        if is_thanks(self.question):
+            return "You're welcome! Ask me another career question any time."
         known = self._what_i_know()
         if is_greeting(self.question):
             return (

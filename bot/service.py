@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from bot.answer import Answer, is_greeting
+from bot.answer import Answer, is_greeting, is_thanks
 from bot.metrics import Metrics, ReindexResult
 from bot.scope import default_scope
 from bot.settings import Settings
@@ -254,8 +254,8 @@ class RolecallService:
         normalise, scope = default_normaliser(), default_scope()
         for question, hits in zip(questions, retriever.retrieve_many(list(questions), limit), strict=True):
             normalised = normalise(question)
-            if is_greeting(question):
-                answers.append(Answer(question, (), roles, known_topics=topics))  # rendered as how to use the bot
+            if is_greeting(question) or is_thanks(question):  # rendered as how to use the bot, or you're welcome
+                answers.append(Answer(question, (), roles, known_topics=topics))
                 continue
             if scope.is_about_another_occupation(normalised, bool(version.roles.roles_in(normalised))):
                 answers.append(Answer(question, (), roles, known_topics=topics))

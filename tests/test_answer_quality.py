@@ -122,9 +122,17 @@ def test_a_greeting_gets_how_to_ask_and_the_known_roles(bundled: RolecallService
     assert "I don't know" not in text
 
 
+@pytest.mark.parametrize("thanks", ["thanks!", "thank you so much", "ok cool, thx"])
+def test_a_thank_you_gets_you_are_welcome_not_i_dont_know(bundled: RolecallService, thanks: str) -> None:
+    answer = bundled.ask(thanks)
+    assert not answer.answered
+    assert answer.refusal_text().startswith("You're welcome!")
+
+
 def test_a_question_after_a_greeting_is_answered(bundled: RolecallService) -> None:
-    answer = bundled.ask("hi, what does an SRE earn?")
-    assert answer.answered and answer.hits[0].passage.source == "site-reliability-engineer.md"
+    for question in ("hi, what does an SRE earn?", "thanks! and what does an SRE earn?"):
+        answer = bundled.ask(question)
+        assert answer.answered and answer.hits[0].passage.source == "site-reliability-engineer.md"
     assert bundled.ask("banana bread recipe").refusal_text().startswith("I don't know that one")
 
 
