@@ -16,8 +16,7 @@ _GREETING = re.compile(
     r"(?:[\s,]+(?:there|all|everyone|rolecall|bot))?[\s!?.,:)]*$",
     re.IGNORECASE,
 )
-
-
+# Only a thank-you or an acknowledgement.
 _THANKS = re.compile(
     r"^(?:(?:thanks|thank you|thx|ty|cheers|much appreciated|great|perfect|awesome|cool|nice|ok(?:ay)?)"
     r"[\s,!.]*)+(?:(?:so much|a lot|again|rolecall|bot)[\s,!.:)]*)*$",
@@ -74,11 +73,8 @@ class Answer:
             return "You're welcome! Ask me another career question any time."
         known = self._what_i_know()
         if is_greeting(self.question):
-            return (
-                "Hi! I answer career questions with passages from my role documents, each with its source, "
-                "e.g. \"What does a senior back-end engineer earn?\" or \"senior vs staff engineer?\". "
-                f"{known}"
-            )
+            example = f" (e.g. \"What does a {self.known_roles[0]} earn?\")" if self.known_roles else ""
+            return f"Hi! I answer career questions{example} with passages from my documents, each with its source. {known}"
         ask_about = (
             "Ask about responsibilities, skills, tools, education, pay, where the jobs are, "
             "how to get there or interviews."

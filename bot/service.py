@@ -39,6 +39,7 @@ class ReindexBusyError(RolecallError):
 
 KnownTitles = tuple[tuple[str, ...], tuple[str, ...]]  # role titles, other documents' titles
 
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """What the service needs, taken from Settings so tests can build one without the environment."""
