@@ -111,7 +111,7 @@ def roles_embed(roles: Sequence[str], topics: Sequence[str] = ()) -> discord.Emb
     else:
         text = "\n".join(f"• {discord.utils.escape_markdown(role)}" for role in roles) or "No role documents."
         if topics:
-            text += f"\nand {len(topics)} other documents:\n"
+            text += f"\nand {len(topics)} other document{'s' * (len(topics) != 1)}:\n"
             text += "\n".join(f"• {discord.utils.escape_markdown(topic)}" for topic in topics)
     return discord.Embed(
         title="Roles I can answer about",

@@ -501,7 +501,8 @@ class SlackAdapter:
             listing = "\n".join(f"• {role}" for role in roles) or "none yet"
             message = f"I know about these roles:\n{listing}"
             if topics:
-                message += f"\nand {len(topics)} other documents:\n" + "\n".join(f"• {topic}" for topic in topics)
+                other = f"\nand {len(topics)} other document{'s' * (len(topics) != 1)}:\n"
+                message += other + "\n".join(f"• {topic}" for topic in topics)
             await respond(text=escape(message)[:3000], blocks=text_blocks(message), response_type="ephemeral")
         elif word == "reindex":
             await self._reindex(user_id, respond, client)

@@ -19,7 +19,7 @@ from index.builder import BuildReport, build_index
 from index.embedding import Embedder, ModelSpec, create_embedder, resolve_model
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
 from index.retrieval import Fusion, Retriever
-from index.roles import RoleDocument, role_documents
+from index.roles import RoleDocument, names_a_role, role_documents
 from index.search import SearchIndex
 from index.store import IndexBusyError, check_compatible
 from index.terms import default_normaliser
@@ -269,7 +269,8 @@ class RolecallService:
         cached = self._known_titles
         if cached is not None and cached[0] is documents:
             return cached[1]
-        role_docs = role_documents(documents)  # titles as role names ("About the … role" -> the role)
+        # titles as role names ("About the … role" -> the role); a ladder with aliases is a topic here
+        role_docs = [d for d in role_documents(documents) if names_a_role(d.title)]
         role_sources = {d.source for d in role_docs}
         roles = sorted({d.title for d in role_docs})
         topics = sorted({d.title for d in documents if d.source not in role_sources} - set(roles))

@@ -50,6 +50,13 @@ def role_title(title: str) -> tuple[str, str]:
     return " ".join([level.capitalize()] * bool(level) + role_words), level
 
 
+def names_a_role(title: str) -> bool:
+    """Does a title end in a role noun ("Site Reliability / DevOps Engineer"), rather than name a topic
+    ("Software Engineering Career Ladder")?"""
+    words = re.findall(r"[A-Za-z]+", title)
+    return bool(words) and words[-1].lower() in ROLE_NOUNS
+
+
 def role_documents(documents: Iterable[RoleDocument]) -> list[RoleDocument]:
     """The documents that describe a role: those whose front matter gives aliases or a level, and those
     without front matter whose title names a role (the role name read from the title)."""

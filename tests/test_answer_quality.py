@@ -145,6 +145,13 @@ def test_off_topic_questions_get_no_passages_and_the_known_roles(bundled: Roleca
     assert "Staff Engineer" in answer.refusal_text()
 
 
+def test_the_refusal_lists_the_career_ladder_as_a_topic_not_a_role(bundled: RolecallService) -> None:
+    text = bundled.ask("banana bread recipe").refusal_text()
+    roles_part, _, topics_part = text.partition("And topics such as")
+    assert "Site Reliability / DevOps Engineer" in roles_part and "Career Ladder" not in roles_part
+    assert "Software Engineering Career Ladder" in topics_part
+
+
 @pytest.mark.parametrize(
     "question",
     ["what does a dentist earn?", "how much do electricians make?", "what's the average salary of a UX designer?"],

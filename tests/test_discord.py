@@ -310,10 +310,11 @@ async def test_career_roles_lists_the_indexed_roles(bot: Bot) -> None:
     [follow_up] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
     assert callback_types(fake) == [5]
     description = only_embed(follow_up)["description"]
-    assert description.splitlines() == [
-        "• Engineering Career Ladder",
+    assert description.splitlines() == [  # roles first; the ladder is a topic, listed after them
         "• Senior Back-End Software Engineer",
         "• Site Reliability / DevOps Engineer",
+        "and 1 other document:",
+        "• Engineering Career Ladder",
     ]
 
 

@@ -329,6 +329,10 @@ async def test_slash_command_roles_and_help(fake, shared_service, records):
             "Site Reliability / DevOps Engineer",
         ):
             assert f"• {title}" in listing
+        # the ladder has aliases but names no role: it follows the roles, as another document
+        assert listing.index("• Site Reliability") < listing.index("and 1 other document:") < listing.index(
+            "• Engineering Career Ladder"
+        )
         for name in ("help", "empty"):
             reply = (await wait_for(functools.partial(fake.responses, name), f"the help for {name!r}"))[0]
             assert "`/career roles`" in reply["text"] and "`/career reindex`" in reply["text"]
