@@ -104,7 +104,7 @@ class KeywordIndex:
             if term_id is None:
                 continue
             start, end = self._indptr[term_id], self._indptr[term_id + 1]
-            np.add.at(scores, self._indices[start:end], self._data[start:end])
+            scores[self._indices[start:end]] += self._data[start:end]  # a column lists each passage once
         return scores
 
     @staticmethod

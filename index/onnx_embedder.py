@@ -153,11 +153,11 @@ def _arrays(encodings: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def _pool(hidden: np.ndarray, mask: np.ndarray) -> Vectors:
     """Mean over real tokens, then L2 normalisation (sentence-transformers' Pooling + Normalize)."""
-    weights = mask[:, :, None].astype(np.float32)
-    summed = (hidden * weights).sum(axis=1)
-    pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
-    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    return np.ascontiguousarray(pooled / np.clip(norms, 1e-12, None), dtype=np.float32)
+    weights = mask.astype(np.float32)[:, None, :]  # (batch, 1, tokens): one product sums each row's tokens
+    summed = np.matmul(weights, hidden)[:, 0, :]
+    pooled = summed / np.maximum(weights.sum(axis=2), 1e-9)
+    norms = np.sqrt((pooled * pooled).sum(axis=1, keepdims=True))
+    return np.ascontiguousarray(pooled / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 class OnnxEmbedder:

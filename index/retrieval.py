@@ -44,7 +44,7 @@ RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (
 Fusion = Literal["weighted", "rrf"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: that costs about 1 µs more per candidate, and ~70 are made per question
 class Ranked:
     """A candidate passage with its dense cosine, its fused ranking score and its sentences' vectors."""
 
@@ -100,21 +100,19 @@ class FaissCandidates:
         keyword_scores = index.keyword.scores(question)
         best_keyword = float(keyword_scores.max()) if len(keyword_scores) else 0.0
         keyword_ids = index.keyword.top(keyword_scores, CANDIDATES) if best_keyword > 0 else np.array([], dtype=int)
-        ids = list(dict.fromkeys([int(i) for i in dense_ids[0] if i >= 0] + [int(i) for i in keyword_ids]))
+        dense_found = dense_ids[0][dense_ids[0] >= 0]
+        ids = list(dict.fromkeys(dense_found.tolist() + keyword_ids.tolist()))  # dense first, then keyword-only
         cosines = index.cosine(vector, ids)
-        keyword_part = keyword_scores[ids] / best_keyword if best_keyword > 0 else np.zeros(len(ids))
         if self.fusion == "rrf":
-            dense_rank = {int(pid): rank for rank, pid in enumerate(i for i in dense_ids[0] if i >= 0)}
-            keyword_rank = {int(pid): rank for rank, pid in enumerate(keyword_ids)}
+            dense_rank = {pid: rank for rank, pid in enumerate(dense_found.tolist())}
+            keyword_rank = {pid: rank for rank, pid in enumerate(keyword_ids.tolist())}
             fused = [sum(1.0 / (RRF_K + 1 + r[pid]) for r in (dense_rank, keyword_rank) if pid in r) for pid in ids]
         else:
-            fused = [
-                float(cosine + KEYWORD_WEIGHT * keyword)
-                for cosine, keyword in zip(cosines, keyword_part, strict=True)
-            ]
+            keyword_part = keyword_scores[ids] / best_keyword if best_keyword > 0 else np.zeros(len(ids))
+            fused = (cosines + KEYWORD_WEIGHT * keyword_part).tolist()
         return [
-            Ranked(pid, float(c), f, index.passages[pid], index.sentence_rows(pid))
-            for pid, c, f in zip(ids, cosines, fused, strict=True)
+            Ranked(pid, c, f, index.passages[pid], index.sentence_rows(pid))
+            for pid, c, f in zip(ids, cosines.tolist(), fused, strict=True)
         ]
 
 
