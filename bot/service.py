@@ -270,7 +270,7 @@ class RolecallService:
         if cached is not None and cached[0] is documents:
             return cached[1]
         # titles as role names ("About the … role" -> the role); a ladder with aliases is a topic here
-        role_docs = [d for d in role_documents(documents) if names_a_role(d.title)]
+        role_docs = [d for d in role_documents(documents) if names_a_role(d)]
         role_sources = {d.source for d in role_docs}
         roles = sorted({d.title for d in role_docs})
         topics = sorted({d.title for d in documents if d.source not in role_sources} - set(roles))

@@ -50,11 +50,14 @@ def role_title(title: str) -> tuple[str, str]:
     return " ".join([level.capitalize()] * bool(level) + role_words), level
 
 
-def names_a_role(title: str) -> bool:
-    """Does a title end in a role noun ("Site Reliability / DevOps Engineer"), rather than name a topic
-    ("Software Engineering Career Ladder")?"""
-    words = re.findall(r"[A-Za-z]+", title)
-    return bool(words) and words[-1].lower() in ROLE_NOUNS
+def names_a_role(doc: RoleDocument) -> bool:
+    """Does the title or an alias end in a role noun ("Site Reliability / DevOps Engineer", "SRE" with the
+    alias "Site Reliability Engineer"), rather than all name a topic ("Software Engineering Career Ladder")?"""
+    for name in (doc.title, *doc.aliases):
+        words = re.findall(r"[A-Za-z]+", re.sub(r"\([^)]*\)", "", name))  # "Engineering Manager (EM)"
+        if words and words[-1].lower().removesuffix("s") in ROLE_NOUNS:
+            return True
+    return False
 
 
 def role_documents(documents: Iterable[RoleDocument]) -> list[RoleDocument]:

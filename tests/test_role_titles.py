@@ -6,7 +6,7 @@ import pytest
 
 from bot.service import RolecallService
 from index.embedding import SentenceTransformerEmbedder
-from index.roles import role_title
+from index.roles import RoleDocument, names_a_role, role_title
 from tests.conftest import make_service, write_docs
 
 # Plain-text role pages as they are copied from job sites: the role is named in the title line only.
@@ -73,3 +73,19 @@ def test_a_comparison_returns_both_title_roles(pages: RolecallService) -> None:
 )
 def test_only_titles_that_name_a_role_make_one(title: str, role: tuple[str, str]) -> None:
     assert role_title(title) == role
+
+
+@pytest.mark.parametrize(
+    ("title", "aliases", "is_role"),
+    [
+        ("Software Engineering Career Ladder", ("Engineering Levels", "Career Ladder", "IC Track"), False),
+        ("Site Reliability / DevOps Engineer", (), True),
+        ("Engineering Manager (EM)", (), True),
+        ("SRE", ("Site Reliability Engineer",), True),
+        ("Negotiation", ("Salary negotiation",), False),
+    ],
+)
+def test_a_document_with_front_matter_is_listed_as_a_role_only_when_a_name_of_it_names_one(
+    title: str, aliases: tuple[str, ...], is_role: bool
+) -> None:
+    assert names_a_role(RoleDocument("doc.md", title, aliases)) is is_role
