@@ -63,15 +63,32 @@ def section_label(title: str, heading_trail: Sequence[str]) -> str:
     return SECTION_SEPARATOR.join((title, *heading_trail))
 
 
-_CODE_LINE = re.compile(
-    r"[;{}]\s*$|^\s*(?:def|class|return|import|for|while|if)\b.*[:(]|\w\(.*\)\s*$|^[^.!?]*\s=\s[^.!?]*$"
-)
+_SPACED = re.compile(r"\S\s{3,}\S")  # columns aligned with spaces
+_CODE_END = re.compile(r"[;{}]\s*$")
+_CODE_START = re.compile(r"^\s*(?:def|class|return|import|for|while|if)\b.*[:(]")
+_CALL_END = re.compile(r"\w\(.*\)\s*$")
+_ASSIGNMENT = re.compile(r"^[^.!?]*\s=\s[^.!?]*$")
+_WHITESPACE_AS_SPACE = {c: " " for c in range(0x3001) if chr(c).isspace() and re.match(r"\s", chr(c))}
 
 
 def is_prose(sentence: str) -> bool:
     """Is this a sentence a person reads as an answer, not a line of code or of space-aligned columns?
-    (Markdown table rows count as prose: "L5 | $355,000" answers a pay question.)"""
-    return not re.search(r"\S\s{3,}\S|\t", sentence) and not _CODE_LINE.search(sentence)
+    (Markdown table rows count as prose: "L5 | $355,000" answers a pay question.)
+
+    Each pattern runs only when the characters it needs are there: this runs for every sentence of a
+    passage the first time it is shown, on the ask path.
+    """
+    if "\t" in sentence:
+        return False
+    if "   " in sentence.translate(_WHITESPACE_AS_SPACE) and _SPACED.search(sentence):
+        return False
+    if (";" in sentence or "{" in sentence or "}" in sentence) and _CODE_END.search(sentence):
+        return False
+    if _CODE_START.search(sentence):
+        return False
+    if ")" in sentence and _CALL_END.search(sentence):
+        return False
+    return not ("=" in sentence and _ASSIGNMENT.search(sentence))
 
 
 def passage_sentences(passage: Passage) -> list[str]:
