@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from index.chunking import chunk_document, embedding_text, split_sentences
+from index.chunking import chunk_document, embedding_text, is_prose, split_sentences
 from index.embedding import TokenCounter, resolve_model
 from index.types import Document, Section
 
@@ -61,3 +61,22 @@ def test_an_overlong_sentence_is_cut_rather_than_truncated_by_the_model(counter:
     passages = chunk_document(_doc(Section(("Notes",), run_on)), counter.count, max_tokens=256)
     assert all(counter.count(embedding_text(p)) <= 256 for p in passages)
     assert " ".join(p.text for p in passages).split()[-1] == "word899"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "prose"),
+    [
+        ("Senior engineers mentor others and lead design reviews.", True),
+        ("L5 | $355,000 | Senior", True),  # a Markdown table row answers a pay question
+        ("Use f(x) when the input is sorted, as in the example above.", True),
+        ("purchase quantity        price per unit", False),  # columns aligned with spaces
+        ("name\tvalue", False),
+        ("const total = items.length;", False),
+        ("def solve(nums):", False),
+        ("return merge(left, right)", False),
+        ("seen = set()", False),
+        ("quantity\u00a0\u00a0\u00a0\u00a0price per unit", False),  # non-breaking spaces align columns too
+    ],
+)
+def test_prose_is_told_from_code_lines_and_aligned_columns(sentence: str, prose: bool) -> None:
+    assert is_prose(sentence) is prose
