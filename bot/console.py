@@ -19,7 +19,7 @@ def render_answer(answer: Answer, styled: bool) -> str:
     blocks: list[str] = []
     for number, hit in enumerate(answer.hits, start=1):
         before, highlight, after = context_around(hit.passage.text, hit.highlight)
-        body = f"{before}{bold}{highlight}{reset}{after}".strip()
+        body = f"{before}{bold}{highlight}{reset}{after}".strip().replace("\n", "\n   ")
         blocks.append(
             f"{number}. {bold}{hit.passage.section}{reset}\n"
             f"   {body}\n"

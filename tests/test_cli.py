@@ -141,7 +141,7 @@ def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path
     env["ROLECALL_DATA_DIR"] = str(tmp_path / "data")
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "chat"],
-        input="What does a senior back-end engineer earn?\nquit\n",
+        input="What does a senior back-end engineer earn?\nHow do I get promoted from senior to staff?\nquit\n",
         capture_output=True,
         text=True,
         env=env,
@@ -153,4 +153,7 @@ def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path
     assert "$120,000" in result.stdout
     assert "source: senior-back-end-engineer.md" in result.stdout
     assert "\033[" not in result.stdout  # piped output is plain
+    # a passage's list items stay indented under their numbered heading
+    list_items = [line for line in result.stdout.splitlines() if line.lstrip().startswith("- ")]
+    assert list_items and all(line.startswith("   - ") for line in list_items)
     assert str(BUNDLED_KNOWLEDGE) in result.stderr  # told that it built the index first
