@@ -207,7 +207,9 @@ def _rolecall_embedder() -> Any:
     from index.embedding import create_embedder, resolve_model
 
     settings = load_settings()
-    return create_embedder(resolve_model(None), settings.embedder, settings.model_cache_dir, settings.threads)
+    return create_embedder(
+        resolve_model(None), settings.embedder, settings.model_cache_dir, settings.threads, settings.query_precision
+    )
 
 
 def worker_warm(payload: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class ServiceConfig:
     fusion: Fusion = "weighted"  # "rrf" only to measure reciprocal rank fusion against it (bench/quality.py)
     model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
     embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
+    query_precision: str = "int8"  # ONNX: questions through the int8 copy of the model ("int8") or the exact one
     threads: int = 0  # inference threads; 0: every CPU this process may use
     vector_store: Literal["faiss", "qdrant"] = "faiss"  # qdrant: answer from the engine, publish reindexes there
     qdrant_url: str = ""  # a Qdrant server; else qdrant_path (local mode), else memory
@@ -74,6 +75,7 @@ class ServiceConfig:
             max_file_bytes=settings.max_file_bytes,
             model_cache_dir=settings.model_cache_dir,
             embedder=settings.embedder,
+            query_precision=settings.query_precision,
             threads=settings.threads,
             vector_store=settings.vector_store,
             qdrant_url=settings.qdrant_url,
@@ -103,7 +105,7 @@ class RolecallService:
         self.metrics = metrics or Metrics()
         spec = resolve_model(config.model or None)
         self.embedder: Embedder = embedder or create_embedder(
-            spec, config.embedder, config.model_cache_dir, config.threads
+            spec, config.embedder, config.model_cache_dir, config.threads, config.query_precision
         )
         # The manifest records the embedder that made the vectors; the tokenizer stays the model's.
         self.spec: ModelSpec = ModelSpec(self.embedder.model_id, spec.location)

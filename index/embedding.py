@@ -131,13 +131,17 @@ def available_cpus() -> int:
 
 
 def create_embedder(
-    spec: ModelSpec, backend: str = "onnx", cache_dir: Path | None = None, threads: int = 0
+    spec: ModelSpec,
+    backend: str = "onnx",
+    cache_dir: Path | None = None,
+    threads: int = 0,
+    query_precision: str = "int8",
 ) -> Embedder:
     """The configured embedder, loaded on first use: ONNX Runtime (needs a cache folder) or torch."""
     if backend == "onnx" and cache_dir is not None:
         from index.onnx_embedder import OnnxEmbedder
 
-        return OnnxEmbedder(spec, cache_dir, threads)
+        return OnnxEmbedder(spec, cache_dir, threads, query_precision=query_precision)
     return SentenceTransformerEmbedder(spec, threads=threads)
 
 

@@ -27,6 +27,15 @@ OPSET = 17
 BATCH_SIZE = 32
 BATCH_TOKENS = 4096  # padded tokens per batch: long passages go 16 at a time, which halves peak memory
 EXPORT_TOLERANCE = 1e-4  # largest difference from the torch model accepted for the exported graph
+QUERY_ONNX_FILE = "model-query-int8-b32.onnx"  # the query graph: MatMul weights in 8 bits, a scale per 32
+QUANT_BLOCK = 32  # weights that share one scale, along each output's inputs
+QUERY_MIN_COSINE = 0.999  # smallest cosine to the fp32 vectors accepted for the int8 query graph
+PROBES = [
+    "How much does a senior back-end engineer earn?",
+    "Kubernetes, Terraform and Prometheus.",
+    "what's the IC ladder above senior?",
+    "A staff engineer owns technical problems that span several teams: shared architecture and migrations.",
+]
 
 
 def onnx_model_path(spec: ModelSpec, cache_dir: Path) -> Path:
@@ -74,8 +83,7 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
     loaded = SentenceTransformer(str(local), device="cpu", model_kwargs={"attn_implementation": "eager"})
     transformer: Any = loaded[0]  # the Transformer module
     model = LastHiddenState(transformer.auto_model.eval()).eval()
-    probes = ["How much does a senior back-end engineer earn?", "Kubernetes, Terraform and Prometheus."]
-    ids, mask, types = _arrays(tokenizer.encode_batch(probes))
+    ids, mask, types = _arrays(tokenizer.encode_batch(PROBES))
     inputs = tuple(torch.from_numpy(a) for a in (ids, mask, types))
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
@@ -128,6 +136,71 @@ def _fuse_transformer_ops(path: Path, config: Any) -> None:
         log.info("ONNX graph left unfused (%s)", exc)
 
 
+def quantise_for_queries(source: Path, target: Path, tokenizer: Any) -> None:
+    """Write `source` with its MatMul weights in 8 bits, block-wise, as the graph that embeds questions.
+
+    Each weight matrix becomes ONNX Runtime's MatMulNBits: one scale per 32 inputs of each output
+    (symmetric, the block's largest weight at -128, as ONNX Runtime's own quantiser does), with the
+    int8 kernels (accuracy level 4). The attention's own weights stay fp32. On the handbook questions
+    the vectors keep a cosine of 0.9997 or more to fp32 and the query takes about 0.8x the time
+    (bench/README.md). Refused (ModelLoadError) when a probe's vector drifts below QUERY_MIN_COSINE.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    weights = {w.name: w for w in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        if weight is None or len(weight.dims) != 2 or weight.dims[0] % QUANT_BLOCK:
+            nodes.append(node)
+            continue
+        matrix = numpy_helper.to_array(weight).astype(np.float32)
+        inputs, outputs = matrix.shape
+        blocks = matrix.T.reshape(outputs, inputs // QUANT_BLOCK, QUANT_BLOCK)
+        largest = np.take_along_axis(blocks, np.abs(blocks).argmax(axis=2)[..., None], axis=2)[..., 0]
+        scales = (largest / -128.0).astype(np.float32)
+        steps = np.rint(blocks / np.where(scales == 0, 1.0, scales)[..., None])
+        quantised = (np.clip(steps, -128, 127) + 128).astype(np.uint8)
+        model.graph.initializer.extend(
+            [numpy_helper.from_array(quantised, weight.name + "_Q8"), numpy_helper.from_array(scales, weight.name + "_scales")]
+        )
+        nodes.append(
+            helper.make_node(
+                "MatMulNBits",
+                [node.input[0], weight.name + "_Q8", weight.name + "_scales"],
+                list(node.output),
+                name=node.name + "_Q8",
+                domain="com.microsoft",
+                K=inputs,
+                N=outputs,
+                bits=8,
+                block_size=QUANT_BLOCK,
+                accuracy_level=4,
+            )
+        )
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [w for w in model.graph.initializer if w.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        onnx.save(model, str(scratch))
+        ids, mask, types = _arrays(tokenizer.encode_batch(PROBES))
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        exact = _pool(_session(source, 1).run(None, feed)[0], mask)
+        approximate = _pool(_session(scratch, 1).run(None, feed)[0], mask)
+        cosine = float(np.min(np.sum(exact * approximate, axis=1)))
+        if cosine < QUERY_MIN_COSINE:
+            raise ModelLoadError(f"the int8 query graph drifts from fp32 (cosine {cosine:.5f})")
+        os.replace(scratch, target)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
 def _tokenizer(spec: ModelSpec) -> Any:
     """The model's fast tokenizer, truncating at the model's window like sentence-transformers does."""
     from index.embedding import _load_tokenizer
@@ -161,53 +234,92 @@ def _pool(hidden: np.ndarray, mask: np.ndarray) -> Vectors:
 
 
 class OnnxEmbedder:
-    """ONNX Runtime + tokenizers; exports on first need, falls back to sentence-transformers on failure."""
+    """ONNX Runtime + tokenizers; exports on first need, falls back to sentence-transformers on failure.
 
-    def __init__(self, spec: ModelSpec, cache_dir: Path, threads: int = 0, batch_size: int = BATCH_SIZE) -> None:
-        self.model_id = spec.model_id  # same vectors as the torch model, so indexes are interchangeable
+    Documents go through the fp32 graph, so stored vectors are the torch model's. Questions go through
+    the block-wise int8 copy of it (`quantise_for_queries`) when `query_precision` is "int8", else
+    through the same fp32 graph. Each graph is loaded on first use: a process that only answers never
+    loads the fp32 one.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        cache_dir: Path,
+        threads: int = 0,
+        batch_size: int = BATCH_SIZE,
+        query_precision: str = "int8",
+    ) -> None:
+        self.model_id = spec.model_id  # same document vectors as the torch model, so indexes are interchangeable
         self._spec = spec
         self._path = onnx_model_path(spec, cache_dir)
+        self._query_path = self._path.with_name(QUERY_ONNX_FILE) if query_precision == "int8" else self._path
         self._threads = threads or available_cpus()
         self._batch_size = batch_size
         self._lock = threading.Lock()
-        self._session: Any = None
+        self._sessions: dict[Path, Any] = {}
         self._tokenizer: Any = None
         self._fallback: Embedder | None = None
 
     @property
     def backend(self) -> str:
-        """'onnx' or 'torch' (after a fallback); loads the model."""
-        self._load()
+        """'onnx' or 'torch' (after a fallback); loads the query model."""
+        self._load(self._query_path)
         return "torch" if self._fallback is not None else "onnx"
 
-    def _load(self) -> None:
+    @property
+    def query_precision(self) -> str:
+        """'int8' or 'fp32': the graph questions go through (after loading it); 'torch' after a fallback."""
+        self._load(self._query_path)
+        if self._fallback is not None:
+            return "torch"
+        return "fp32" if self._query_path == self._path else "int8"
+
+    def _load(self, path: Path) -> Any:
+        """The session of `path` (the fp32 or the query graph), exported or quantised first if missing.
+
+        None after a fallback to torch. A failed quantisation leaves questions on the fp32 graph.
+        """
         with self._lock:
-            if self._session is not None or self._fallback is not None:
-                return
+            if self._fallback is not None:
+                return None
+            if path in self._sessions:
+                return self._sessions[path]
             try:
                 if not self._path.is_file():
                     export_onnx(self._spec, self._path)
-                self._session = _session(self._path, self._threads)
-                self._tokenizer = _tokenizer(self._spec)
+                if self._tokenizer is None:
+                    self._tokenizer = _tokenizer(self._spec)
+                if path != self._path and not path.is_file():
+                    try:
+                        quantise_for_queries(self._path, path, self._tokenizer)
+                    except Exception as exc:  # noqa: BLE001 - the fp32 graph answers the same, a little slower
+                        log.warning("int8 query model unavailable (%s); questions use the fp32 model", exc)
+                        self._query_path = path = self._path
+                        if path in self._sessions:
+                            return self._sessions[path]
+                session = self._sessions[path] = _session(path, self._threads)
+                return session
             except Exception as exc:  # noqa: BLE001 - any export or runtime failure means: use torch
                 log.warning("ONNX Runtime unavailable for %s (%s); using sentence-transformers", self.model_id, exc)
                 self._fallback = SentenceTransformerEmbedder(self._spec, threads=self._threads)
+                return None
 
     @property
     def dimension(self) -> int:
-        self._load()
+        session = self._load(self._query_path)
         if self._fallback is not None:
             return self._fallback.dimension
-        return int(self._session.get_outputs()[0].shape[-1])
+        return int(session.get_outputs()[0].shape[-1])
 
     def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> Vectors:
-        return self._encode(texts, show_progress)
+        return self._encode(self._path, texts, show_progress)
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
-        return self._encode(texts, False)
+        return self._encode(self._query_path, texts, False)
 
-    def _encode(self, texts: Sequence[str], show_progress: bool) -> Vectors:
-        self._load()
+    def _encode(self, path: Path, texts: Sequence[str], show_progress: bool) -> Vectors:
+        session = self._load(path)
         if self._fallback is not None:
             return self._fallback.embed_documents(texts, show_progress)
         if not texts:
@@ -223,7 +335,7 @@ class OnnxEmbedder:
             rows = order[start : start + size]
             start += size
             ids, mask, types = _arrays([encodings[i] for i in rows])
-            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
             pooled = _pool(hidden, mask)
             if out is None:
                 out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)

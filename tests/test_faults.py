@@ -96,7 +96,7 @@ embedding.SentenceTransformerEmbedder._loaded = loaded
 from index import onnx_embedder
 _onnx_init = onnx_embedder.OnnxEmbedder.__init__
 onnx_embedder.OnnxEmbedder.__init__ = (
-    lambda self, spec, cache_dir, threads=0, batch_size=32: _onnx_init(self, spec, cache_dir, threads, 1)
+    lambda self, spec, cache_dir, threads=0, batch_size=32, **options: _onnx_init(self, spec, cache_dir, threads, 1, **options)
 )
 _onnx_session = onnx_embedder._session
 onnx_runs = [0]

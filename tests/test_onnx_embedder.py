@@ -1,4 +1,8 @@
-"""The ONNX Runtime embedder against the torch model: same vectors, same answers, torch as the fallback."""
+"""The ONNX Runtime embedder against the torch model: same vectors, same answers, torch as the fallback.
+
+The fp32 graph gives the torch model's vectors; the int8 query graph (the default for questions) gives
+vectors within a cosine of 0.999 of them and the same answers.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,21 @@ from tests.conftest import BUNDLED_KNOWLEDGE, REPO, make_service
 
 
 @pytest.fixture(scope="module")
-def onnx(tmp_path_factory: pytest.TempPathFactory) -> OnnxEmbedder:
-    embedder = OnnxEmbedder(resolve_model(None), tmp_path_factory.mktemp("models"))
-    assert embedder.backend == "onnx"
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")  # one export for the module's embedders
+
+
+@pytest.fixture(scope="module")
+def onnx(models: Path) -> OnnxEmbedder:
+    embedder = OnnxEmbedder(resolve_model(None), models, query_precision="fp32")
+    assert embedder.backend == "onnx" and embedder.query_precision == "fp32"
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(models: Path) -> OnnxEmbedder:
+    embedder = OnnxEmbedder(resolve_model(None), models)  # the default: questions through the int8 graph
+    assert embedder.backend == "onnx" and embedder.query_precision == "int8"
     return embedder
 
 
@@ -45,6 +61,52 @@ def test_onnx_gives_the_same_top_3(
     for a, b in zip(built.ask_many(questions), with_torch.ask_many(questions), strict=True):
         assert [(h.passage, h.highlight) for h in a.hits] == [(h.passage, h.highlight) for h in b.hits]
         assert np.allclose([h.score for h in a.hits], [h.score for h in b.hits], atol=1e-4)
+
+
+def test_int8_questions_stay_within_a_cosine_of_0_999_and_documents_stay_exact(
+    onnx_int8: OnnxEmbedder, real_embedder: SentenceTransformerEmbedder, models: Path
+) -> None:
+    questions = _questions(60)
+    cosines = np.sum(onnx_int8.embed_queries(questions) * real_embedder.embed_queries(questions), axis=1)
+    assert float(cosines.min()) >= 0.999
+    assert float(cosines.min()) < 0.99999  # really the int8 graph, not the exact one
+    documents = [p.read_text(encoding="utf-8")[:1500] for p in sorted(BUNDLED_KNOWLEDGE.glob("*.md"))]
+    assert np.max(np.abs(onnx_int8.embed_documents(documents) - real_embedder.embed_documents(documents))) < 1e-4
+    [exact] = models.glob(f"*/{onnx_module.ONNX_FILE}")
+    quantised = exact.with_name(onnx_module.QUERY_ONNX_FILE)
+    assert quantised.stat().st_size < 0.8 * exact.stat().st_size
+
+
+def test_int8_questions_get_the_same_answers(onnx_int8: OnnxEmbedder, onnx: OnnxEmbedder, tmp_path: Path) -> None:
+    """Every eval question of the bundled knowledge: the same verdict and first passage, near-always the same top 3."""
+    lines = (REPO / "eval" / "knowledge.jsonl").read_text(encoding="utf-8").splitlines()
+    questions = [json.loads(line)["q"] for line in lines if line.strip()]
+    exact = make_service(BUNDLED_KNOWLEDGE, tmp_path / "idx", onnx)
+    exact.open()
+    quantised = make_service(BUNDLED_KNOWLEDGE, tmp_path / "idx", onnx_int8)
+    same_top_3 = 0
+    for a, b in zip(exact.ask_many(questions), quantised.ask_many(questions), strict=True):
+        assert a.answered == b.answered
+        assert [h.passage for h in a.hits[:1]] == [h.passage for h in b.hits[:1]]
+        same_top_3 += [h.passage for h in a.hits] == [h.passage for h in b.hits]
+    assert same_top_3 >= 0.95 * len(questions)
+
+
+def test_a_failed_quantisation_leaves_questions_on_the_exact_model_with_one_log_line(
+    models: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError("quantiser exploded")
+
+    monkeypatch.setattr(onnx_module, "quantise_for_queries", broken)
+    monkeypatch.setattr(onnx_module, "QUERY_ONNX_FILE", "model-query-missing.onnx")
+    embedder = OnnxEmbedder(resolve_model(None), models)
+    with caplog.at_level(logging.WARNING):
+        assert embedder.query_precision == "fp32" and embedder.backend == "onnx"
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "quantiser exploded" in warnings[0].getMessage()
+    exact = OnnxEmbedder(resolve_model(None), models, query_precision="fp32")
+    assert np.array_equal(embedder.embed_queries(["hello"]), exact.embed_queries(["hello"]))
 
 
 def test_a_failed_export_falls_back_to_torch_with_one_log_line(
