@@ -27,7 +27,7 @@ OPSET = 17
 BATCH_SIZE = 32
 BATCH_TOKENS = 4096  # padded tokens per batch: long passages go 16 at a time, which halves peak memory
 EXPORT_TOLERANCE = 1e-4  # largest difference from the torch model accepted for the exported graph
-QUERY_ONNX_FILE = "model-query-int8-b32.onnx"  # the query graph: MatMul weights in 8 bits, a scale per 32
+QUERY_ONNX_FILE = "model-query-int8-b32.onnx"  # the query graph; rename when quantise_for_queries changes
 QUANT_BLOCK = 32  # weights that share one scale, along each output's inputs
 QUERY_MIN_COSINE = 0.999  # smallest cosine to the fp32 vectors accepted for the int8 query graph
 PROBES = [
@@ -136,12 +136,26 @@ def _fuse_transformer_ops(path: Path, config: Any) -> None:
         log.info("ONNX graph left unfused (%s)", exc)
 
 
+def _block_int8(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A (inputs, outputs) weight matrix as MatMulNBits wants it: uint8 codes (outputs, blocks, 32), fp32 scales.
+
+    Symmetric: each block's largest weight maps to -128 (as ONNX Runtime's own quantiser does), the
+    code is stored plus 128.
+    """
+    inputs, outputs = matrix.shape
+    blocks = matrix.T.reshape(outputs, inputs // QUANT_BLOCK, QUANT_BLOCK)
+    largest = np.take_along_axis(blocks, np.abs(blocks).argmax(axis=2)[..., None], axis=2)[..., 0]
+    scales = (largest / -128.0).astype(np.float32)
+    steps = np.rint(blocks / np.where(scales == 0, 1.0, scales)[..., None])
+    return (np.clip(steps, -128, 127) + 128).astype(np.uint8), scales
+
+
 def quantise_for_queries(source: Path, target: Path, tokenizer: Any) -> None:
     """Write `source` with its MatMul weights in 8 bits, block-wise, as the graph that embeds questions.
 
-    Each weight matrix becomes ONNX Runtime's MatMulNBits: one scale per 32 inputs of each output
-    (symmetric, the block's largest weight at -128, as ONNX Runtime's own quantiser does), with the
-    int8 kernels (accuracy level 4). The attention's own weights stay fp32. On the handbook questions
+    Each MatMul with a weight matrix becomes ONNX Runtime's MatMulNBits: one scale per 32 inputs of
+    each output (`_block_int8`), run by the int8 kernels (accuracy level 4). The fused Attention
+    node's Q/K/V weights stay fp32. On the handbook questions
     the vectors keep a cosine of 0.9997 or more to fp32 and the query takes about 0.8x the time
     (bench/README.md). Refused (ModelLoadError) when a probe's vector drifts below QUERY_MIN_COSINE.
     """
@@ -150,22 +164,20 @@ def quantise_for_queries(source: Path, target: Path, tokenizer: Any) -> None:
 
     model = onnx.load(str(source))
     weights = {w.name: w for w in model.graph.initializer}
+    quantised_names: set[str] = set()
     nodes = []
     for node in model.graph.node:
         weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
         if weight is None or len(weight.dims) != 2 or weight.dims[0] % QUANT_BLOCK:
             nodes.append(node)
             continue
-        matrix = numpy_helper.to_array(weight).astype(np.float32)
-        inputs, outputs = matrix.shape
-        blocks = matrix.T.reshape(outputs, inputs // QUANT_BLOCK, QUANT_BLOCK)
-        largest = np.take_along_axis(blocks, np.abs(blocks).argmax(axis=2)[..., None], axis=2)[..., 0]
-        scales = (largest / -128.0).astype(np.float32)
-        steps = np.rint(blocks / np.where(scales == 0, 1.0, scales)[..., None])
-        quantised = (np.clip(steps, -128, 127) + 128).astype(np.uint8)
-        model.graph.initializer.extend(
-            [numpy_helper.from_array(quantised, weight.name + "_Q8"), numpy_helper.from_array(scales, weight.name + "_scales")]
-        )
+        inputs, outputs = weight.dims
+        if weight.name not in quantised_names:  # a weight shared by two MatMuls is quantised once
+            quantised_names.add(weight.name)
+            codes, scales = _block_int8(numpy_helper.to_array(weight).astype(np.float32))
+            model.graph.initializer.extend(
+                [numpy_helper.from_array(codes, weight.name + "_Q8"), numpy_helper.from_array(scales, weight.name + "_scales")]
+            )
         nodes.append(
             helper.make_node(
                 "MatMulNBits",
