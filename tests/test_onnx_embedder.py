@@ -78,17 +78,23 @@ def test_int8_questions_stay_within_a_cosine_of_0_999_and_documents_stay_exact(
 
 
 def test_int8_questions_get_the_same_answers(onnx_int8: OnnxEmbedder, onnx: OnnxEmbedder, tmp_path: Path) -> None:
-    """Every eval question of the bundled knowledge: the same verdict and first passage, near-always the same top 3."""
+    """The eval questions of the bundled knowledge: (near-)always the same verdict, first passage and top 3.
+
+    Here all 99 get the same verdict and first passage and 98 the same top 3; the margins leave room
+    for a near-tie to fall the other way on another CPU's int8 kernels (the closest first-place lead
+    is 0.0013, int8 moves a score by up to about 0.006).
+    """
     lines = (REPO / "eval" / "knowledge.jsonl").read_text(encoding="utf-8").splitlines()
     questions = [json.loads(line)["q"] for line in lines if line.strip()]
     exact = make_service(BUNDLED_KNOWLEDGE, tmp_path / "idx", onnx)
     exact.open()
     quantised = make_service(BUNDLED_KNOWLEDGE, tmp_path / "idx", onnx_int8)
-    same_top_3 = 0
+    other_verdict = other_first = same_top_3 = 0
     for a, b in zip(exact.ask_many(questions), quantised.ask_many(questions), strict=True):
-        assert a.answered == b.answered
-        assert [h.passage for h in a.hits[:1]] == [h.passage for h in b.hits[:1]]
+        other_verdict += a.answered != b.answered
+        other_first += [h.passage for h in a.hits[:1]] != [h.passage for h in b.hits[:1]]
         same_top_3 += [h.passage for h in a.hits] == [h.passage for h in b.hits]
+    assert other_verdict <= 1 and other_first <= 2
     assert same_top_3 >= 0.95 * len(questions)
 
 
