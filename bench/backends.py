@@ -21,12 +21,16 @@ import numpy as np
 from bot.answer import Answer
 from bot.service import RolecallService, ServiceConfig
 from bot.settings import load_settings
-from index.embedding import SentenceTransformerEmbedder, resolve_model
+from index.embedding import QueryPrecision, SentenceTransformerEmbedder, resolve_model
 from index.onnx_embedder import OnnxEmbedder
 from index.search import SearchIndex
 
+PRECISIONS: tuple[QueryPrecision, ...] = ("fp32", "int8")
 
-def _query_p50_ms(embedders: dict[str, OnnxEmbedder], questions: list[str], rounds: int = 3) -> dict[str, float]:
+
+def _query_p50_ms(
+    embedders: dict[QueryPrecision, OnnxEmbedder], questions: list[str], rounds: int = 3
+) -> dict[str, float]:
     """Median time of one question's embedding per embedder; each round runs every question through each in turn.
 
     Whole passes, not question by question: an idle session's threads spin for a while after each run,
@@ -55,14 +59,14 @@ def main() -> None:
     ]
     spec = resolve_model(settings.model or None)
     if args.time_queries:
-        embedders = {p: OnnxEmbedder(spec, args.time_queries, query_precision=p) for p in ("fp32", "int8")}
+        embedders = {p: OnnxEmbedder(spec, args.time_queries, query_precision=p) for p in PRECISIONS}
         print(json.dumps(_query_p50_ms(embedders, questions)))
         return
     torch_embedder = SentenceTransformerEmbedder(spec)
     with tempfile.TemporaryDirectory() as scratch:
         onnx = {
             precision: OnnxEmbedder(spec, Path(scratch) / "models", query_precision=precision)
-            for precision in ("fp32", "int8")
+            for precision in PRECISIONS
         }
         for precision, embedder in onnx.items():
             assert embedder.query_precision == precision, f"the ONNX {precision} model could not be made"

@@ -16,7 +16,7 @@ from bot.scope import default_scope
 from bot.settings import Settings
 from index.batching import QueryBatcher
 from index.builder import BuildReport, build_index
-from index.embedding import Embedder, ModelSpec, create_embedder, resolve_model
+from index.embedding import Embedder, ModelSpec, QueryPrecision, create_embedder, resolve_model
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
 from index.retrieval import Fusion, Retriever
 from index.roles import RoleDocument, names_a_role, role_documents
@@ -54,7 +54,7 @@ class ServiceConfig:
     fusion: Fusion = "weighted"  # "rrf" only to measure reciprocal rank fusion against it (bench/quality.py)
     model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
     embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
-    query_precision: str = "int8"  # ONNX: questions through the int8 copy of the model ("int8") or the exact one
+    query_precision: QueryPrecision = "int8"  # ONNX: questions through the int8 copy of the model ("int8") or the exact one
     threads: int = 0  # inference threads; 0: every CPU this process may use
     vector_store: Literal["faiss", "qdrant"] = "faiss"  # qdrant: answer from the engine, publish reindexes there
     qdrant_url: str = ""  # a Qdrant server; else qdrant_path (local mode), else memory

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.records import check_database_url
+from index.embedding import QueryPrecision
 from index.errors import RolecallError
 
 BUNDLED_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
@@ -57,7 +58,7 @@ class Settings(BaseSettings):
         alias="ROLECALL_EMBEDDER",
         description="`onnx` (ONNX Runtime, exported once from the packaged model; falls back to torch) or `torch`",
     )
-    query_precision: Literal["int8", "fp32"] = Field(
+    query_precision: QueryPrecision = Field(
         default="int8",
         alias="ROLECALL_QUERY_PRECISION",
         description="`int8`: questions go through a block-wise int8 copy of the ONNX model, made once beside it"

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 Vectors = npt.NDArray[np.float32]
+QueryPrecision = Literal["int8", "fp32"]  # the ONNX graph questions go through: the int8 copy or the exact one
 
 PACKAGED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MAX_TOKENS = 256  # all-MiniLM-L6-v2 keeps 256 word pieces and drops the rest
@@ -135,7 +136,7 @@ def create_embedder(
     backend: str = "onnx",
     cache_dir: Path | None = None,
     threads: int = 0,
-    query_precision: str = "int8",
+    query_precision: QueryPrecision = "int8",
 ) -> Embedder:
     """The configured embedder, loaded on first use: ONNX Runtime (needs a cache folder) or torch."""
     if backend == "onnx" and cache_dir is not None:

@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from index.embedding import Embedder, ModelSpec, SentenceTransformerEmbedder, Vectors, available_cpus
+from index.embedding import (
+    Embedder,
+    ModelSpec,
+    QueryPrecision,
+    SentenceTransformerEmbedder,
+    Vectors,
+    available_cpus,
+)
 from index.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -260,7 +267,7 @@ class OnnxEmbedder:
         cache_dir: Path,
         threads: int = 0,
         batch_size: int = BATCH_SIZE,
-        query_precision: str = "int8",
+        query_precision: QueryPrecision = "int8",
     ) -> None:
         self.model_id = spec.model_id  # same document vectors as the torch model, so indexes are interchangeable
         self._spec = spec
