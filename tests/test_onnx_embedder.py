@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +131,45 @@ def test_a_failed_export_falls_back_to_torch_with_one_log_line(
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "exporter exploded" in warnings[0].getMessage()
     assert embedder.embed_queries(["hello"]).shape == (1, 384)
+
+
+SERVE_THROUGH_A_REINDEX = """
+import sys
+from pathlib import Path
+from bot.service import RolecallService, ServiceConfig
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+knowledge, index_dir, models = (Path(arg) for arg in sys.argv[1:4])
+config = ServiceConfig(knowledge_dirs=(knowledge,), index_dir=index_dir, model="", top_k=3, min_score=0.4,
+                       max_file_bytes=2**24, model_cache_dir=models)
+service = RolecallService(config)
+service.ask("what does a staff engineer do?")
+before = rss_mb()
+for document in knowledge.glob("*.md"):
+    document.write_text(document.read_text(encoding="utf-8") + "\\n\\nOne more line to reindex.\\n", encoding="utf-8")
+report = service.reindex()
+assert service.ask("what does a staff engineer do?").answered
+print(before, rss_mb(), report.embedded_passages)
+"""
+
+
+def test_a_serving_process_gives_back_a_reindex_s_memory(onnx: OnnxEmbedder, models: Path, tmp_path: Path) -> None:
+    """A chat reindex re-embeds every document; afterwards the process is about as big as before it.
+
+    The build's long batches grow ONNX Runtime's memory arena: a serving process that kept the
+    document session grew by about 220 MB here and kept it.
+    """
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(BUNDLED_KNOWLEDGE, knowledge)
+    make_service(knowledge, tmp_path / "idx", onnx).reindex()
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_THROUGH_A_REINDEX, str(knowledge), str(tmp_path / "idx"), str(models)],
+        capture_output=True, text=True, timeout=600, cwd=REPO, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    before, after, embedded = result.stdout.split()
+    assert int(embedded) > 100  # every passage was embedded again
+    assert float(after) - float(before) < 80, (before, after)
