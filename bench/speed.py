@@ -92,6 +92,14 @@ def peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def current_rss_bytes() -> float:
+    """Resident set size of this process now (Linux /proc), NaN elsewhere."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return math.nan
+
+
 def cpu_seconds() -> tuple[float, float]:
     """(machine-wide busy CPU seconds from /proc/stat, CPU seconds of this process and its reaped children)."""
     own = 0.0
@@ -424,7 +432,17 @@ def worker_serve_rolecall(payload: dict[str, Any]) -> dict[str, Any]:
         )
         result["batch"] = (batcher.texts - texts) / max(1, batcher.batches - batches)
         levels.append(result)
+    # a chat reindex in the serving process that re-embeds every document: its memory should not stay
+    rss_before_reindex, peak_before_reindex = current_rss_bytes(), peak_rss_bytes()
+    for document in text_documents(config.knowledge_dirs):
+        with open(document, "a", encoding="utf-8") as handle:
+            handle.write("\nThis line was added by the speed benchmark's in-process reindex.\n")
+    reindex = service.reindex()
+    service.ask(questions[0])
     return {
+        "rss_before_reindex": rss_before_reindex,
+        "rss_after_reindex": current_rss_bytes(),
+        "reindex_embedded": reindex.embedded_passages,
         "passages": len(service.retriever.index),
         "answered_of_50": answered,
         "latency": latency_summary(latencies),
@@ -436,7 +454,8 @@ def worker_serve_rolecall(payload: dict[str, Any]) -> dict[str, Any]:
         if highlight_calls
         else math.nan,
         "concurrency": levels,
-        "peak_rss": peak_rss_bytes(),
+        "peak_rss": peak_before_reindex,
+        "peak_rss_reindex": peak_rss_bytes(),
     }
 
 
@@ -869,17 +888,16 @@ def corpus_copy(sources: Sequence[Path], target: Path) -> list[Path]:
     return copies
 
 
+def text_documents(folders: Sequence[Path]) -> list[Path]:
+    """The Markdown/text files of these folders (a line can be appended to them), in path order."""
+    return sorted(
+        p for folder in folders for p in folder.rglob("*") if p.is_file() and p.suffix in {".md", ".mdx", ".txt"}
+    )
+
+
 def pick_document(folders: Sequence[Path]) -> Path:
     """The document the 'one changed' reindex edits: the median-sized Markdown/text file."""
-    candidates = sorted(
-        (
-            p
-            for folder in folders
-            for p in folder.rglob("*")
-            if p.is_file() and p.suffix in {".md", ".mdx", ".txt"}
-        ),
-        key=lambda p: (p.stat().st_size, str(p)),
-    )
+    candidates = sorted(text_documents(folders), key=lambda p: (p.stat().st_size, str(p)))
     if not candidates:
         raise SystemExit("bench.speed: no .md/.mdx/.txt document to change in the corpus")
     return candidates[len(candidates) // 2]
@@ -1000,7 +1018,16 @@ def run_pipelines(options: Options, runner: Runner) -> None:
             if math.isnan(rc["highlight_sentences"])
             else f"median {rc['highlight_sentences']:.0f} sentences per ask",
         ),
-        Row("serving peak RSS", "MB", rc_serve.peak_rss, nv_serve.peak_rss, "latency + concurrency process"),
+        Row("serving peak RSS", "MB", rc["peak_rss"], nv_serve.peak_rss, "latency + concurrency, before the reindex"),
+        Row("serving RSS before an in-process reindex", "MB", rc["rss_before_reindex"], None, "same process, after the askers"),
+        Row(
+            "  after it and one more ask",
+            "MB",
+            rc["rss_after_reindex"],
+            None,
+            f"every Markdown/text document changed: {rc['reindex_embedded']} passages re-embedded",
+        ),
+        Row("  peak RSS during it", "MB", rc["peak_rss_reindex"], None),
         Row(
             f"cold start to first answer (median of {options.repeat})",
             "s",

@@ -18,6 +18,7 @@ from index.batching import QueryBatcher
 from index.builder import BuildReport, build_index
 from index.embedding import Embedder, ModelSpec, QueryPrecision, create_embedder, resolve_model
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
+from index.memory import return_free_memory
 from index.retrieval import Fusion, Retriever
 from index.roles import RoleDocument, names_a_role, role_documents
 from index.search import SearchIndex
@@ -320,6 +321,7 @@ class RolecallService:
             result = "ok"
             return report
         finally:
+            return_free_memory()  # the build's buffers, and the old index once swapped out
             self.metrics.count_reindex(result, time.monotonic() - started, time.time())
             self._reindex_lock.release()
 

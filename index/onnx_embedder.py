@@ -25,6 +25,7 @@ from index.embedding import (
     available_cpus,
 )
 from index.errors import ModelLoadError
+from index.memory import return_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +350,7 @@ class OnnxEmbedder:
             return self._encode(session, texts)
         finally:
             del session
-            _return_free_memory()
+            return_free_memory()
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
         session = self._query_model()
@@ -394,12 +395,3 @@ def _session(path: Path, threads: int) -> Any:
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-
-def _return_free_memory() -> None:
-    """Hand the heap's free pages back to the system (glibc's malloc_trim); a no-op elsewhere."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (AttributeError, OSError):  # pragma: no cover - not glibc
-        pass
