@@ -339,8 +339,8 @@ class OnnxEmbedder:
     def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> Vectors:
         """Through a session of the fp32 graph made for this call and released after it.
 
-        A build's long batches grow ONNX Runtime's memory arena by 200-250 MB, which a serving process
-        would otherwise keep after every reindex; the session costs about 0.2 s to make.
+        A build's long batches grow ONNX Runtime's memory arena by a few hundred MB, which a serving
+        process would otherwise keep after its first reindex; the session costs about 0.2 s to make.
         """
         with self._lock:
             session = self._new_session(query=False)
@@ -394,4 +394,3 @@ def _session(path: Path, threads: int) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-

@@ -134,13 +134,14 @@ def test_a_failed_export_falls_back_to_torch_with_one_log_line(
 
 
 SERVE_THROUGH_A_REINDEX = """
+import os
 import sys
 from pathlib import Path
 from bot.service import RolecallService, ServiceConfig
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096 / 2**20
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 knowledge, index_dir, models = (Path(arg) for arg in sys.argv[1:4])
 config = ServiceConfig(knowledge_dirs=(knowledge,), index_dir=index_dir, model="", top_k=3, min_score=0.4,
