@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from index.terms import default_normaliser, whole_words
 
@@ -62,14 +63,41 @@ def names_a_role(doc: RoleDocument) -> bool:
 
 def role_documents(documents: Iterable[RoleDocument]) -> list[RoleDocument]:
     """The documents that describe a role: those whose front matter gives aliases or a level, and those
-    without front matter whose title names a role (the role name read from the title)."""
+    without front matter whose title names a role (the role name read from the title, with the shorter
+    names people use for it as aliases, see `short_names`)."""
     found: list[RoleDocument] = []
     for doc in documents:
         if doc.aliases or doc.level:
             found.append(doc)
         elif (derived := role_title(doc.title))[0]:
             found.append(RoleDocument(doc.source, derived[0], (), derived[1]))
-    return found
+    # A short name is kept only when it is no other role's name and no other role shortens to it.
+    short = {d.source: short_names(d.title) for d in found if not d.aliases}
+    taken = {n.lower() for d in found for n in (d.title, *d.aliases)}
+    counts = Counter(n.lower() for names in short.values() for n in names)
+    return [
+        replace(d, aliases=tuple(n for n in short[d.source] if n.lower() not in taken and counts[n.lower()] == 1))
+        if d.source in short
+        else d
+        for d in found
+    ]
+
+
+def short_names(role: str) -> list[str]:
+    """What people call a role whose name has a qualifier: "Senior back-end software engineer" ->
+    "back-end software engineer", "back-end engineer", "senior back-end engineer", "senior back-end".
+    A name without a qualifier ("Senior Software Engineer", "Staff Engineer") has none: "software
+    engineer" or "engineer" alone would claim every question."""
+    words = role.split()
+    level = [words[0]] if words and words[0].lower() in LEVEL_WORDS else []
+    middle, noun = words[len(level) : -1], words[-1:]
+    qualifiers = [w for w in middle if w.lower() != "software"]
+    if not qualifiers:
+        return []
+    variants = [middle + noun, qualifiers + noun]
+    if level:
+        variants += [level + qualifiers + noun, level + qualifiers]
+    return list(dict.fromkeys(" ".join(v) for v in variants if v != words))
 
 
 class RoleMatcher:
@@ -91,15 +119,17 @@ class RoleMatcher:
         for word, candidates in level_titles.items():
             names.setdefault(word, min(candidates)[1])
         self._names = names
-        self._pattern = whole_words(names)
+        self._pattern = whole_words(names, plural=True)
 
     def roles_in(self, normalised_question: str) -> list[str]:
-        """Sources of the role documents the question names, in the order it names them."""
+        """Sources of the role documents the question names ("engineers" names "engineer"), in the order
+        it names them."""
         if self._pattern is None:
             return []
         found: list[str] = []
         for match in self._pattern.finditer(normalised_question):
-            source = self._names[match.group(0).lower()]
+            name = match.group(0).lower()
+            source = self._names.get(name) or self._names[name[:-1]]
             if source not in found:
                 found.append(source)
         return found

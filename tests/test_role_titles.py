@@ -6,7 +6,8 @@ import pytest
 
 from bot.service import RolecallService
 from index.embedding import SentenceTransformerEmbedder
-from index.roles import RoleDocument, names_a_role, role_title
+from index.roles import RoleDocument, RoleMatcher, names_a_role, role_documents, role_title
+from index.terms import default_normaliser
 from tests.conftest import make_service, write_docs
 
 # Plain-text role pages as they are copied from job sites: the role is named in the title line only.
@@ -89,3 +90,54 @@ def test_a_document_with_front_matter_is_listed_as_a_role_only_when_a_name_of_it
     title: str, aliases: tuple[str, ...], is_role: bool
 ) -> None:
     assert names_a_role(RoleDocument("doc.md", title, aliases)) is is_role
+
+
+# Three role pages as the seed job descriptions name them: one role with a qualifier ("back-end"),
+# two without. People shorten the first ("sr backend", "backend devs") and pluralise all of them.
+JOB_PAGES = {
+    "back.txt": "Senior back-end software engineer jobs & Careers\n\n"
+    "Salary: a senior back-end software engineer earns about $150,000 a year, and is on call one week in six.\n",
+    "swe.txt": "About the Software Engineer Senior role\n\n"
+    "Salary: a senior software engineer earns about $170,000 a year, and leads design reviews.\n",
+    "senior.txt": "Senior Engineer Jobs\n\n"
+    "Salary: a senior engineer earns about $160,000 a year, and mentors new hires.\n",
+}
+JOB_TITLES = {source: text.split("\n")[0] for source, text in JOB_PAGES.items()}
+
+
+@pytest.mark.parametrize(
+    ("question", "sources"),
+    [
+        ("sr backend vs sr swe: who earns more?", ["back.txt", "swe.txt"]),
+        ("what do backend devs do?", ["back.txt"]),
+        ("are senior back-end engineers on call?", ["back.txt"]),
+        ("what do senior software engineers earn?", ["swe.txt"]),
+        ("what do senior engineers earn?", ["senior.txt"]),
+        ("what does a software engineer do?", []),  # unqualified: no page claims every question
+    ],
+)
+def test_a_title_role_is_found_by_the_shorter_names_people_use(question: str, sources: list[str]) -> None:
+    documents = [RoleDocument(source, title, ()) for source, title in JOB_TITLES.items()]
+    matcher = RoleMatcher(role_documents(documents))
+    assert matcher.roles_in(default_normaliser()(question)) == sources
+
+
+def test_a_short_name_two_roles_share_names_neither() -> None:
+    documents = [
+        RoleDocument("a.txt", "Senior back-end software engineer jobs", ()),
+        RoleDocument("b.txt", "Staff back-end engineer role", ()),
+    ]
+    by_source = {d.source: [a.lower() for a in d.aliases] for d in role_documents(documents)}
+    assert "senior back-end" in by_source["a.txt"] and "staff back-end" in by_source["b.txt"]
+    assert "back-end engineer" not in by_source["a.txt"] + by_source["b.txt"]
+
+
+def test_a_comparison_of_shortened_title_roles_shows_both(
+    tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    folder = write_docs(tmp_path_factory.mktemp("job-pages"), JOB_PAGES)
+    service = make_service(folder, tmp_path_factory.mktemp("job-pages-index") / "idx", real_embedder)
+    service.open()
+    answer = service.ask("sr backend vs sr swe: who earns more?")
+    assert answer.answered
+    assert {hit.passage.source for hit in answer.hits[:2]} == {"back.txt", "swe.txt"}
