@@ -19,3 +19,15 @@ from index.terms import default_normaliser
 )
 def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalised: str) -> None:
     assert default_normaliser()(question) == normalised
+
+
+@pytest.mark.parametrize(
+    ("question", "normalised"),
+    [
+        ("which dbs and langs for sr backend?", "which databases and programming languages for senior back-end?"),
+        ("education reqs for a swe?", "education requirements for a software engineer?"),
+        ("do they write docs too?", "do they write documentation too?"),
+    ],
+)
+def test_chat_shorthand_for_what_a_job_asks_is_spelled_out(question: str, normalised: str) -> None:
+    assert default_normaliser()(question) == normalised
