@@ -47,7 +47,7 @@ def main() -> None:
     print(f"eval file: {args.eval_file} over {', '.join(map(str, folders))}")
     _row("rolecall", ours, ours_seconds)
     _row("rrf", rrf, rrf_seconds)
-    _row("naive", theirs, naive.build_seconds)
+    _row("naive", theirs, naive.build_seconds, highlights=False)
     print("rolecall: weighted sum of cosine and BM25 (the default); rrf: reciprocal rank fusion, same index")
     print("naive: paragraphs split on blank lines, same model, IndexFlatIP, no relevance floor")
     if args.misses:
@@ -55,7 +55,8 @@ def main() -> None:
             print(f"  miss: {question}")
 
 
-def _row(name: str, result: EvalResult, seconds: float) -> None:
+def _row(name: str, result: EvalResult, seconds: float, highlights: bool = True) -> None:
+    """One pipeline's figures; the naive pipeline shows whole paragraphs, so it has no highlight to judge."""
     f = result.figures()
     print(
         f"{name:9s} hit@1 {f['hit@1']:.3f}  hit@3 {f['hit@3']:.3f}  MRR {f['mrr']:.3f}  "
@@ -63,6 +64,11 @@ def _row(name: str, result: EvalResult, seconds: float) -> None:
         f"off-topic refused {f['off_topic_refused']}/{f['off_topic']}  "
         f"answerable refused {f['false_refusals']}/{f['answerable']}  (build+eval {seconds:.1f}s)"
     )
+    if highlights:
+        print(
+            f"{'':9s} highlight answers {f['highlight']:.3f}, the passage's lead sentence {f['lead_sentence']:.3f}"
+            f" (over {f['highlight_judged']} right passages whose sentences hold an expected phrase)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Retrieval quality over a JSONL question file: hit@1, hit@3, MRR and abstention, per passage and per document."""
+"""Retrieval quality over a JSONL question file: hit@1, hit@3, MRR and abstention, per passage and per document,
+and how often the highlight is an answering sentence."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.answer import Answer
+from index.chunking import passage_sentences
 from index.errors import RolecallError
 from index.types import Hit
 
@@ -28,6 +30,10 @@ class EvalCase:
         text = f"{hit.passage.section}\n{hit.passage.text}".lower()
         return not self.expect or any(e.lower() in text for e in self.expect)
 
+    def in_sentence(self, sentence: str) -> bool:
+        """Does the sentence hold an expected phrase, i.e. is it one of the sentences that answer?"""
+        return any(e.lower() in sentence.lower() for e in self.expect)
+
     def matches_document(self, hit: Hit) -> bool:
         """A looser reading: the passage comes from a listed source, whatever its section (with no
         sources listed, the same as `matches`)."""
@@ -40,6 +46,9 @@ class EvalResult:
 
     hit@1 / hit@3 count the right passage (listed source and an expected phrase); document hit@1 /
     hit@3 count any passage of a listed source, the figure for "did it open the right document".
+    `highlight` judges the first right passage shown whose sentences hold an expected phrase: is its
+    highlight one of those sentences? `lead` asks the same of the passage's first sentence, the
+    highlight a pipeline without one would show.
     """
 
     answerable: int = 0
@@ -51,6 +60,9 @@ class EvalResult:
     off_topic: int = 0
     off_topic_refused: int = 0
     false_refusals: int = 0
+    highlight_judged: int = 0
+    highlight_right: int = 0
+    lead_right: int = 0
     misses: list[str] = field(default_factory=list)
 
     def figures(self) -> dict[str, float | int]:
@@ -65,6 +77,9 @@ class EvalResult:
             "off_topic": self.off_topic,
             "off_topic_refused": self.off_topic_refused,
             "false_refusals": self.false_refusals,
+            "highlight": round(self.highlight_right / max(self.highlight_judged, 1), 3),
+            "lead_sentence": round(self.lead_right / max(self.highlight_judged, 1), 3),
+            "highlight_judged": self.highlight_judged,
         }
 
     def summary(self) -> str:
@@ -73,7 +88,8 @@ class EvalResult:
             f"hit@1 {f['hit@1']:.3f}  hit@3 {f['hit@3']:.3f}  MRR {f['mrr']:.3f}"
             f"  (document hit@1 {f['document_hit@1']:.3f}  hit@3 {f['document_hit@3']:.3f})  over {self.answerable}"
             f" answerable; off-topic refused {self.off_topic_refused}/{self.off_topic};"
-            f" answerable refused {self.false_refusals}"
+            f" answerable refused {self.false_refusals}; highlight answers {f['highlight']:.3f}"
+            f" (lead sentence {f['lead_sentence']:.3f}) over {self.highlight_judged}"
         )
 
 
@@ -126,4 +142,16 @@ def evaluate(cases: Sequence[EvalCase], ask_many: Callable[[list[str]], list[Ans
         result.document_hit3 += document_rank > 0
         if not rank:
             result.misses.append(case.question)
+        _judge_highlight(result, case, answer.hits[:3])
     return result
+
+
+def _judge_highlight(result: EvalResult, case: EvalCase, hits: Sequence[Hit]) -> None:
+    """Count the first right passage whose own sentences hold an expected phrase (not only its section)."""
+    for hit in hits:
+        sentences = passage_sentences(hit.passage)
+        if case.matches(hit) and any(case.in_sentence(s) for s in sentences):
+            result.highlight_judged += 1
+            result.highlight_right += case.in_sentence(hit.highlight)
+            result.lead_right += case.in_sentence(sentences[0])
+            return
