@@ -27,12 +27,12 @@ class EvalCase:
         """A passage is right when it comes from a listed source and contains an expected string."""
         if self.sources and hit.passage.source not in self.sources:
             return False
-        text = f"{hit.passage.section}\n{hit.passage.text}".lower()
-        return not self.expect or any(e.lower() in text for e in self.expect)
+        return not self.expect or self.holds_expected(f"{hit.passage.section}\n{hit.passage.text}")
 
-    def in_sentence(self, sentence: str) -> bool:
-        """Does the sentence hold an expected phrase, i.e. is it one of the sentences that answer?"""
-        return any(e.lower() in sentence.lower() for e in self.expect)
+    def holds_expected(self, text: str) -> bool:
+        """Does the text hold an expected phrase (for a sentence: is it one of those that answer)?"""
+        lowered = text.lower()
+        return any(e.lower() in lowered for e in self.expect)
 
     def matches_document(self, hit: Hit) -> bool:
         """A looser reading: the passage comes from a listed source, whatever its section (with no
@@ -47,7 +47,7 @@ class EvalResult:
     hit@1 / hit@3 count the right passage (listed source and an expected phrase); document hit@1 /
     hit@3 count any passage of a listed source, the figure for "did it open the right document".
     `highlight` judges the first right passage shown whose sentences hold an expected phrase: is its
-    highlight one of those sentences? `lead` asks the same of the passage's first sentence, the
+    highlight one of those sentences? `lead_sentence` asks the same of the passage's first sentence, the
     highlight a pipeline without one would show.
     """
 
@@ -150,8 +150,8 @@ def _judge_highlight(result: EvalResult, case: EvalCase, hits: Sequence[Hit]) ->
     """Count the first right passage whose own sentences hold an expected phrase (not only its section)."""
     for hit in hits:
         sentences = passage_sentences(hit.passage)
-        if case.matches(hit) and any(case.in_sentence(s) for s in sentences):
+        if case.matches(hit) and any(case.holds_expected(s) for s in sentences):
             result.highlight_judged += 1
-            result.highlight_right += case.in_sentence(hit.highlight)
-            result.lead_right += case.in_sentence(sentences[0])
+            result.highlight_right += case.holds_expected(hit.highlight)
+            result.lead_right += case.holds_expected(sentences[0])
             return
