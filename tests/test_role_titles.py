@@ -33,8 +33,14 @@ PAGES = {
 def pages(
     tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
 ) -> RolecallService:
-    folder = write_docs(tmp_path_factory.mktemp("role-pages"), PAGES)
-    service = make_service(folder, tmp_path_factory.mktemp("role-pages-index") / "idx", real_embedder)
+    return _opened(tmp_path_factory, PAGES, "role-pages", real_embedder)
+
+
+def _opened(
+    tmp_path_factory: pytest.TempPathFactory, docs: dict[str, str], name: str, embedder: SentenceTransformerEmbedder
+) -> RolecallService:
+    folder = write_docs(tmp_path_factory.mktemp(name), docs)
+    service = make_service(folder, tmp_path_factory.mktemp(f"{name}-index") / "idx", embedder)
     service.open()
     return service
 
@@ -135,9 +141,6 @@ def test_a_short_name_two_roles_share_names_neither() -> None:
 def test_a_comparison_of_shortened_title_roles_shows_both(
     tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
 ) -> None:
-    folder = write_docs(tmp_path_factory.mktemp("job-pages"), JOB_PAGES)
-    service = make_service(folder, tmp_path_factory.mktemp("job-pages-index") / "idx", real_embedder)
-    service.open()
-    answer = service.ask("sr backend vs sr swe: who earns more?")
+    answer = _opened(tmp_path_factory, JOB_PAGES, "job-pages", real_embedder).ask("sr backend vs sr swe: who earns more?")
     assert answer.answered
     assert {hit.passage.source for hit in answer.hits[:2]} == {"back.txt", "swe.txt"}
