@@ -51,8 +51,8 @@ def main() -> None:
     print("rolecall: weighted sum of cosine and BM25 (the default); rrf: reciprocal rank fusion, same index")
     print("naive: paragraphs split on blank lines, same model, IndexFlatIP, no relevance floor")
     if args.misses:
-        for question in ours.misses:
-            print(f"  miss: {question}")
+        for miss in ours.misses:
+            print(f"  miss: {miss}")
 
 
 def _row(name: str, result: EvalResult, seconds: float, highlights: bool = True) -> None:

@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("file", type=Path)
     evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluation.add_argument(
-        "--misses", action="store_true", help="list the questions not answered in the top 3"
+        "--misses", action="store_true", help="list the questions not answered in the top 3, with what was shown first"
     )
     with_locations(evaluation)
     evaluation.set_defaults(handler=_cmd_eval)
@@ -156,8 +156,8 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(f"{args.file}: {result.summary()}")
     if args.misses:
-        for question in result.misses:
-            print(f"  miss: {question}")
+        for miss in result.misses:
+            print(f"  miss: {miss}")
     return 0
 
 

@@ -42,7 +42,8 @@ class EvalCase:
 
 @dataclass
 class EvalResult:
-    """Figures over one eval file; `misses` lists the answerable questions not hit in the top 3.
+    """Figures over one eval file; `misses` lists the answerable questions not hit in the top 3, each
+    with what was shown first instead (or that it was refused) and where the answer is.
 
     hit@1 / hit@3 count the right passage (listed source and an expected phrase); document hit@1 /
     hit@3 count any passage of a listed source, the figure for "did it open the right document".
@@ -141,9 +142,15 @@ def evaluate(cases: Sequence[EvalCase], ask_many: Callable[[list[str]], list[Ans
         result.document_hit1 += document_rank == 1
         result.document_hit3 += document_rank > 0
         if not rank:
-            result.misses.append(case.question)
+            result.misses.append(_miss(case, answer))
         _judge_highlight(result, case, answer.hits[:3])
     return result
+
+
+def _miss(case: EvalCase, answer: Answer) -> str:
+    """'question -> shown first: source > section (wanted: sources)', for reading misses."""
+    shown = f"{answer.hits[0].passage.source} > {answer.hits[0].passage.section}" if answer.hits else "refused"
+    return f"{case.question} -> shown first: {shown} (wanted: {', '.join(case.sources) or 'any source'})"
 
 
 def _judge_highlight(result: EvalResult, case: EvalCase, hits: Sequence[Hit]) -> None:

@@ -133,6 +133,14 @@ def test_eval_reports_the_four_figures(
     # the second pay question opens the right document, though no passage has its phrase
     assert figures["document_hit@1"] == 1.0 and figures["document_hit@3"] == 1.0
     assert figures["off_topic_refused"] == 1 and figures["false_refusals"] == 0
+    code, out, _ = _run(
+        ["eval", str(cases), "--misses", "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")],
+        capsys,
+    )
+    misses = [line for line in out.splitlines() if line.startswith("  miss: ")]
+    assert code == 0 and len(misses) == 1, out  # the pay question whose phrase no passage holds
+    assert misses[0].startswith("  miss: sr backend pay? -> shown first: senior-back-end-engineer.md > Senior")
+    assert misses[0].endswith("(wanted: senior-back-end-engineer.md)")
 
 
 def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path: Path) -> None:
