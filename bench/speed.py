@@ -146,7 +146,7 @@ class Run:
 class Runner:
     """Runs commands in a clean environment (no ROLECALL_* from the caller) and measures each one."""
 
-    def __init__(self, scratch: Path, timeout: float, query_precision: str = "int8") -> None:
+    def __init__(self, scratch: Path, timeout: float, query_precision: str = "auto") -> None:
         self.scratch = scratch
         self.timeout = timeout
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ROLECALL_", "SLACK_", "DISCORD_"))}
@@ -873,7 +873,7 @@ class Options:
     ef_construction: int
     target_recall: float
     keep: bool
-    query_precision: str = "int8"
+    query_precision: str = "auto"
     whole_ask_only: bool = False
     pipelines: bool = field(default=True)
 
@@ -1287,9 +1287,10 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument(
         "--query-precision",
-        choices=["int8", "fp32"],
-        default="int8",
-        help="ROLECALL_QUERY_PRECISION of Rolecall's processes (int8, the default; fp32: the exact model)",
+        choices=["auto", "int8", "fp32"],
+        default="auto",
+        help="ROLECALL_QUERY_PRECISION of Rolecall's processes (auto, the default: int8 on a CPU with VNNI or"
+        " AMX, else fp32; int8; fp32: the exact model)",
     )
     parser.add_argument(
         "--whole-ask-only", action="store_true", help="with --scale: only the whole-ask table, not the search one"

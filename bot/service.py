@@ -55,7 +55,7 @@ class ServiceConfig:
     fusion: Fusion = "weighted"  # "rrf" only to measure reciprocal rank fusion against it (bench/quality.py)
     model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
     embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
-    query_precision: QueryPrecision = "int8"  # ONNX: questions through the int8 copy of the model ("int8") or the exact one
+    query_precision: QueryPrecision = "auto"  # ONNX: questions through the int8 copy ("int8"), the exact model, or by CPU
     threads: int = 0  # inference threads; 0: every CPU this process may use
     vector_store: Literal["faiss", "qdrant"] = "faiss"  # qdrant: answer from the engine, publish reindexes there
     qdrant_url: str = ""  # a Qdrant server; else qdrant_path (local mode), else memory

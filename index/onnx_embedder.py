@@ -23,6 +23,7 @@ from index.embedding import (
     SentenceTransformerEmbedder,
     Vectors,
     available_cpus,
+    resolve_query_precision,
 )
 from index.errors import ModelLoadError
 from index.memory import return_free_memory
@@ -257,8 +258,8 @@ class OnnxEmbedder:
     """ONNX Runtime + tokenizers; exports on first need, falls back to sentence-transformers on failure.
 
     Documents go through the fp32 graph, so stored vectors are the torch model's. Questions go through
-    the block-wise int8 copy of it (`quantise_for_queries`) when `query_precision` is "int8", else
-    through the fp32 graph. The question session is made on first use and kept; documents get a session
+    the block-wise int8 copy of it (`quantise_for_queries`) when `query_precision` is "int8" (or "auto"
+    on a CPU with int8 dot products, `resolve_query_precision`), else through the fp32 graph. The question session is made on first use and kept; documents get a session
     of their own for each call, released after it, so a process that only answers never loads the fp32
     graph and a serving process does not keep a reindex's memory.
     """
@@ -269,12 +270,13 @@ class OnnxEmbedder:
         cache_dir: Path,
         threads: int = 0,
         batch_size: int = BATCH_SIZE,
-        query_precision: QueryPrecision = "int8",
+        query_precision: QueryPrecision = "auto",
     ) -> None:
         self.model_id = spec.model_id  # same document vectors as the torch model, so indexes are interchangeable
         self._spec = spec
         self._path = onnx_model_path(spec, cache_dir)
-        self._query_path = self._path.with_name(QUERY_ONNX_FILE) if query_precision == "int8" else self._path
+        int8 = resolve_query_precision(query_precision) == "int8"
+        self._query_path = self._path.with_name(QUERY_ONNX_FILE) if int8 else self._path
         self._threads = threads or available_cpus()
         self._batch_size = batch_size
         self._lock = threading.Lock()

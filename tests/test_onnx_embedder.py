@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index import embedding as embedding_module
 from index import onnx_embedder as onnx_module
-from index.embedding import SentenceTransformerEmbedder, resolve_model
+from index.embedding import SentenceTransformerEmbedder, cpu_flags, resolve_model, resolve_query_precision
 from index.onnx_embedder import OnnxEmbedder
 from tests.conftest import BUNDLED_KNOWLEDGE, REPO, make_service
 
@@ -36,7 +37,7 @@ def onnx(models: Path) -> OnnxEmbedder:
 
 @pytest.fixture(scope="module")
 def onnx_int8(models: Path) -> OnnxEmbedder:
-    embedder = OnnxEmbedder(resolve_model(None), models)  # the default: questions through the int8 graph
+    embedder = OnnxEmbedder(resolve_model(None), models, query_precision="int8")
     assert embedder.backend == "onnx" and embedder.query_precision == "int8"
     return embedder
 
@@ -101,6 +102,25 @@ def test_int8_questions_get_the_same_answers(onnx_int8: OnnxEmbedder, onnx: Onnx
     assert same_top_3 >= 0.95 * len(questions)
 
 
+AVX2_ONLY = "fpu sse4_2 avx fma avx2 sha_ni"  # the AMD EPYC where the int8 graph took 1.7x fp32
+AVX512_VNNI_AMX = "fpu sse4_2 avx fma avx2 avx512f avx512_vnni amx_bf16 amx_int8"  # where it took 0.83x
+
+
+@pytest.mark.parametrize(("flags", "precision"), [(AVX2_ONLY, "fp32"), (AVX512_VNNI_AMX, "int8"), ("", "fp32")])
+def test_auto_precision_picks_the_int8_graph_only_on_a_cpu_with_int8_dot_products(
+    models: Path, tmp_path: Path, flags: str, precision: str
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    assert resolve_query_precision("auto", cpu_flags(cpuinfo)) == precision
+    assert resolve_query_precision("int8", cpu_flags(cpuinfo)) == "int8"  # an explicit setting wins
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embedding_module, "cpu_flags", lambda: cpu_flags(cpuinfo))
+        embedder = OnnxEmbedder(resolve_model(None), models)  # the default, "auto"
+        assert embedder.query_precision == precision and embedder.backend == "onnx"
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
 def test_a_failed_quantisation_leaves_questions_on_the_exact_model_with_one_log_line(
     models: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
@@ -109,7 +129,7 @@ def test_a_failed_quantisation_leaves_questions_on_the_exact_model_with_one_log_
 
     monkeypatch.setattr(onnx_module, "quantise_for_queries", broken)
     monkeypatch.setattr(onnx_module, "QUERY_ONNX_FILE", "model-query-missing.onnx")
-    embedder = OnnxEmbedder(resolve_model(None), models)
+    embedder = OnnxEmbedder(resolve_model(None), models, query_precision="int8")
     with caplog.at_level(logging.WARNING):
         assert embedder.query_precision == "fp32" and embedder.backend == "onnx"
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
