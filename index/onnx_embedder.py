@@ -259,9 +259,10 @@ class OnnxEmbedder:
 
     Documents go through the fp32 graph, so stored vectors are the torch model's. Questions go through
     the block-wise int8 copy of it (`quantise_for_queries`) when `query_precision` is "int8" (or "auto"
-    on a CPU with int8 dot products, `resolve_query_precision`), else through the fp32 graph. The question session is made on first use and kept; documents get a session
-    of their own for each call, released after it, so a process that only answers never loads the fp32
-    graph and a serving process does not keep a reindex's memory.
+    on a CPU with int8 dot products, `resolve_query_precision`), else through the fp32 graph. The
+    question session is made on first use and kept; documents get a session of their own for each call,
+    released after it, so a process that only answers never loads the fp32 graph and a serving process
+    does not keep a reindex's memory.
     """
 
     def __init__(
