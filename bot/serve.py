@@ -129,7 +129,8 @@ async def run_adapters(
         if service is not None:
             if not service.is_loaded:
                 await asyncio.to_thread(service.open, log.info)
-            log.info("index ready: %d passages", service.passage_count)
+            embedding = await asyncio.to_thread(lambda: service.query_embedding)
+            log.info("index ready: %d passages; questions embedded by %s", service.passage_count, embedding)
         for adapter in adapters:
             if stop.is_set():  # SIGTERM while the index was being built: do not connect at all
                 break

@@ -218,6 +218,15 @@ class RolecallService:
         return self._retriever is not None
 
     @property
+    def query_embedding(self) -> str:
+        """How questions are embedded, for the start-up log: "onnx int8", "onnx fp32", "torch" (loads the model)."""
+        backend = getattr(self.embedder, "backend", None)
+        if backend is None:
+            return type(self.embedder).__name__
+        precision = getattr(self.embedder, "query_precision", "")
+        return f"{backend} {precision}" if backend == "onnx" else str(backend)
+
+    @property
     def passage_count(self) -> int:
         """Passages in the live index, 0 before one is open."""
         retriever = self._retriever

@@ -174,6 +174,8 @@ def create_embedder(
 class SentenceTransformerEmbedder:
     """The sentence-transformers model, imported and loaded on first use (it takes seconds)."""
 
+    backend = "torch"
+
     def __init__(self, spec: ModelSpec, batch_size: int = 64, threads: int = 0) -> None:
         self.model_id = spec.model_id
         self._spec = spec

@@ -121,6 +121,13 @@ def test_auto_precision_picks_the_int8_graph_only_on_a_cpu_with_int8_dot_product
     assert cpu_flags(tmp_path / "missing") == frozenset()
 
 
+def test_the_service_says_which_graph_embeds_questions(
+    onnx: OnnxEmbedder, onnx_int8: OnnxEmbedder, real_embedder: SentenceTransformerEmbedder, tmp_path: Path
+) -> None:
+    for embedder, expected in ((onnx, "onnx fp32"), (onnx_int8, "onnx int8"), (real_embedder, "torch")):
+        assert make_service(tmp_path, tmp_path / "index", embedder).query_embedding == expected
+
+
 def test_a_failed_quantisation_leaves_questions_on_the_exact_model_with_one_log_line(
     models: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:

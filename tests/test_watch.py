@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from bot.serve import run_adapters
 from tests.conftest import FakeEmbedder, make_service
 from tests.fake_slack import free_port, wait_for
 
 
-async def test_a_new_document_is_indexed_without_a_command(small_knowledge: Path, tmp_path: Path) -> None:
+async def test_a_new_document_is_indexed_without_a_command(
+    small_knowledge: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.serve")
     service = make_service(small_knowledge, tmp_path / "index", FakeEmbedder())
     service.open()
     before = service.passage_count
@@ -37,6 +43,8 @@ async def test_a_new_document_is_indexed_without_a_command(small_knowledge: Path
         ok_runs = service.metrics.reindex_runs.labels(result="ok")
         await wait_for(lambda: ok_runs._value.get() >= 2, "the reindex counted in the metrics", timeout=10)
         assert service.metrics.reindex_last_success._value.get() > 0
+        ready = [r.getMessage() for r in caplog.records if r.getMessage().startswith("index ready")]
+        assert ready == [f"index ready: {before} passages; questions embedded by FakeEmbedder"]
     finally:
         stop.set()
         await asyncio.wait_for(server, 60)
