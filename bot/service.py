@@ -220,11 +220,8 @@ class RolecallService:
     @property
     def query_embedding(self) -> str:
         """How questions are embedded, for the start-up log: "onnx int8", "onnx fp32", "torch" (loads the model)."""
-        backend = getattr(self.embedder, "backend", None)
-        if backend is None:
-            return type(self.embedder).__name__
-        precision = getattr(self.embedder, "query_precision", "")
-        return f"{backend} {precision}" if backend == "onnx" else str(backend)
+        backend = str(getattr(self.embedder, "backend", type(self.embedder).__name__))
+        return f"{backend} {getattr(self.embedder, 'query_precision', '')}" if backend == "onnx" else backend
 
     @property
     def passage_count(self) -> int:
