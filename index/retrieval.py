@@ -31,7 +31,7 @@ from index.chunking import is_prose, passage_sentences, split_sentences
 from index.embedding import Embedder, Vectors
 from index.roles import RoleDocument, RoleMatcher, is_comparison
 from index.search import SearchIndex
-from index.terms import default_normaliser
+from index.terms import default_normaliser, whole_words
 from index.types import Hit, Passage
 
 CANDIDATES = 40
@@ -152,7 +152,7 @@ class Retriever:
             self._choose(version, question, vector, k)
             for question, vector in zip(normalised, query_vectors, strict=True)
         ]
-        return self._with_highlights(normalised, query_vectors, chosen)
+        return self._with_highlights(questions, query_vectors, chosen)
 
     def _choose(self, version: CandidateVersion, question: str, vector: Vectors, k: int) -> list[Ranked]:
         roles = version.roles.roles_in(question)
@@ -210,8 +210,10 @@ class Retriever:
         """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time.
 
         When the question holds an exact term (a figure, an acronym) that some sentences of the passage
-        contain, the highlight is the closest of those sentences and the hit is marked `exact`. Otherwise
+        contain, as typed or, for an acronym, spelled out as the terms table does, the highlight is the
+        closest of those sentences; the hit is marked `exact` when the term is there as typed. Otherwise
         lines of code and space-aligned columns are passed over while the passage has a prose sentence.
+        `questions` are as typed: normalising spells acronyms out, and the user asked for the acronym.
         """
         results: list[list[Hit]] = []
         for question, row, vector in zip(questions, chosen, query_vectors, strict=True):
@@ -224,9 +226,10 @@ class Retriever:
                 if len(rows) != len(sentences):  # only if sentence splitting changed without a format bump
                     rows = self.embedder.embed_queries(sentences)
                 similarities = rows @ vector
-                with_term = [i for i, s in enumerate(sentences) if any(contains_literal(s, t) for t in literals)]
-                best = max(with_term or prose_rows, key=lambda i: similarities[i])
-                hits.append(Hit(passage, float(similarities[best]), sentences[best], exact=bool(with_term)))
+                typed = [i for i, s in enumerate(sentences) if any(contains_literal(s, t) for t in literals)]
+                spelled = [i for i, s in enumerate(sentences) if i in typed or any(spells_out(s, t) for t in literals)]
+                best = max(spelled or prose_rows, key=lambda i: similarities[i])
+                hits.append(Hit(passage, float(similarities[best]), sentences[best], exact=bool(typed)))
             results.append(hits)
         return results
 
@@ -258,6 +261,19 @@ def contains_literal(sentence: str, term: str) -> bool:
     if term.lstrip("$").isdigit():
         return re.search(rf"(?<![\d.]){re.escape(term)}(?!\d)", sentence.replace(",", "")) is not None
     return re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", sentence) is not None
+
+
+def spells_out(sentence: str, term: str) -> bool:
+    """Does the sentence hold the acronym's expansion in the terms table ("TDD": "test-driven development")?"""
+    spelled = _spelled_out(term)
+    return spelled is not None and spelled.search(sentence) is not None
+
+
+@lru_cache(maxsize=1024)
+def _spelled_out(acronym: str) -> re.Pattern[str] | None:
+    """The acronym's expansion in the terms table as a whole-word pattern, or None when it has none."""
+    expansion = default_normaliser()(acronym)
+    return whole_words([expansion], plural=True) if expansion != acronym else None
 
 
 def _best_sentence_cosines(candidates: Sequence[Ranked], vector: Vectors) -> npt.NDArray[np.float64]:

@@ -60,6 +60,20 @@ def test_exact_terms_are_found(bundled: RolecallService) -> None:
     assert any("TDD" in h.passage.text for h in bundled.ask("TDD").hits)
 
 
+def test_an_acronym_the_terms_table_spells_out_is_still_an_exact_term(bundled: RolecallService) -> None:
+    # The searches see "test-driven development"; the answer keeps to the passage that names TDD,
+    # without weaker passages about testing tools or other roles after it.
+    answer = bundled.ask("what is TDD")
+    assert answer.answered
+    assert [h.passage.source for h in answer.hits] == ["senior-software-engineer.md"]
+    assert "TDD" in answer.hits[0].highlight
+    # Spelled out, the acronym still counts: the US pay sentence names "site reliability engineer",
+    # the UK one "SRE"; the question's closest of the two is the highlight.
+    pay = bundled.ask("how much does an SRE earn").hits[0]
+    assert pay.passage.section.endswith("> Pay")
+    assert "United States" in pay.highlight
+
+
 def test_a_figure_in_the_question_is_highlighted_even_when_the_embedding_misses_it(bundled: RolecallService) -> None:
     answer = bundled.ask("$120,000")
     assert answer.answered
