@@ -181,6 +181,9 @@ def test_pay_questions_about_other_occupations_are_refused(bundled: RolecallServ
     [
         ("I'm a nurse, how do I become a software engineer?", "software-engineer.md"),
         ("accountant to data engineer, is it doable?", "data-engineer.md"),
+        # a field rather than a role title still says the question is about our roles
+        ("teacher here, can I switch to data engineering?", "data-engineer.md"),
+        ("chef wanting to move into devops, where do I start?", "site-reliability-engineer.md"),
     ],
 )
 def test_career_changers_from_other_occupations_are_answered(
