@@ -44,6 +44,22 @@ def test_abbreviations_and_jargon_are_normalised(bundled: RolecallService) -> No
     assert slang == plain
 
 
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("how much does a senior software engineer make?", "Senior Software Engineer > Pay"),
+        ("what does a senior software engineer do day to day?", "Senior Software Engineer > Responsibilities"),
+        ("what does a data engineer do day to day?", "Data Engineer > Responsibilities"),
+        ("what skills should a senior back-end engineer have?", "Senior Back-End Software Engineer > Skills and languages"),
+    ],
+)
+def test_a_question_naming_a_role_gets_the_section_it_asks_about(
+    bundled: RolecallService, question: str, section: str
+) -> None:
+    # Every section of the role's page names the role; the rest of the question picks the section.
+    assert bundled.ask(question).hits[0].passage.section == section
+
+
 def test_a_comparison_returns_both_roles_side_by_side(bundled: RolecallService) -> None:
     hits = bundled.ask("senior vs staff engineer, what's the difference?").hits
     assert {h.passage.source for h in hits[:2]} == {"senior-software-engineer.md", "staff-engineer.md"}

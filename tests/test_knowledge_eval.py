@@ -19,7 +19,7 @@ def test_bundled_knowledge_answers_the_teams_questions(tmp_path: Path, real_embe
     result = evaluate(cases, service.ask_many)
     figures = result.figures()
     assert figures["hit@3"] >= 0.96, result.summary()
-    assert figures["hit@1"] >= 0.86, result.summary()
+    assert figures["hit@1"] >= 0.90, result.summary()
     assert result.off_topic_refused == result.off_topic, result.summary()
     assert result.false_refusals <= 1, result.summary()
     # the bold sentence is an answering one (holds an expected phrase) about 2/3 of the time; the
