@@ -38,7 +38,7 @@ CANDIDATES = 40
 KEYWORD_WEIGHT = 0.2
 ROLE_BOOST = 0.1
 SENTENCE_WEIGHT = 0.15  # times a candidate's best sentence cosine: one sentence that answers beats a vague passage
-ASPECT_WEIGHT = 0.3  # times its best sentence cosine to the question without the named roles (_without_roles)
+ASPECT_WEIGHT = 0.3  # one named role: its passages' best sentence cosine to the question without it (_without_role)
 PER_SECTION = 2
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
 
@@ -131,7 +131,7 @@ class Retriever:
         self.embedder = embedder
         self.batcher = batcher or QueryBatcher(embedder.embed_queries)
         self.fusion = fusion
-        self._title_vectors: dict[str, Vectors] = {}  # role titles' vectors, for _without_roles
+        self._title_vectors: dict[str, Vectors] = {}  # role titles' vectors, for _without_role
 
     @property
     def index(self) -> CandidateVersion:
@@ -169,9 +169,10 @@ class Retriever:
         bonus = np.array([version.role_boost if c.passage.source in preferred else 0.0 for c in candidates])
         if self.fusion == "weighted" and candidates:
             bonus += SENTENCE_WEIGHT * _best_sentence_cosines(candidates, vector)
-            if roles:  # every passage of a named role names it too: what is asked about it tells them apart
-                own = np.array([c.passage.source in preferred for c in candidates])
-                bonus += own * ASPECT_WEIGHT * _best_sentence_cosines(candidates, self._without_roles(version, vector, roles))
+            if len(roles) == 1:  # every passage of the named role names it: what is asked about it tells them apart
+                own = np.array([c.passage.source == roles[0] for c in candidates])
+                aspect = self._without_role(version, vector, roles[0])
+                bonus += own * ASPECT_WEIGHT * _best_sentence_cosines(candidates, aspect)
         ranked = [
             Ranked(c.passage_id, c.cosine, c.fused + float(b), c.passage, c.sentence_vectors) if b else c
             for c, b in zip(candidates, bonus, strict=True)
@@ -179,25 +180,23 @@ class Retriever:
         ranked.sort(key=lambda r: r.fused, reverse=True)
         return ranked
 
-    def _without_roles(self, version: CandidateVersion, vector: Vectors, roles: list[str]) -> Vectors:
-        """The question's vector with the direction of each named role's title projected out, unit length.
+    def _without_role(self, version: CandidateVersion, vector: Vectors, source: str) -> Vectors:
+        """The question's vector with the direction of the named role's title projected out, unit length.
 
         "what skills does a data engineer need?" is mostly "data engineer" to the model, so every section
-        of that role's page scores alike; what remains is closest to the section about skills. The titles'
-        vectors are embedded once per title (no second embedding of the question).
+        of that role's page scores alike; what remains is closest to the section about skills. A title's
+        vector is embedded once per retriever (no second embedding of the question).
         """
-        titles = {d.source: d.title for d in version.documents if d.source in roles}
-        aspect = np.array(vector, dtype=np.float32).reshape(-1)
-        for source in roles:
-            title = titles.get(source)
-            if not title:
-                continue
-            direction = self._title_vectors.get(title)
-            if direction is None:
-                direction = self._title_vectors[title] = self.batcher.embed([title])[0]
-            aspect = aspect - float(aspect @ direction) * direction
+        title = next((d.title for d in version.documents if d.source == source), "")
+        flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if not title:
+            return flat
+        direction = self._title_vectors.get(title)
+        if direction is None:
+            direction = self._title_vectors[title] = self.batcher.embed([title])[0]
+        aspect = flat - float(flat @ direction) * direction
         norm = float(np.linalg.norm(aspect))
-        return aspect / norm if norm > 0 else np.array(vector, dtype=np.float32).reshape(-1)
+        return (aspect / norm).astype(np.float32) if norm > 0 else flat
 
     def _diverse_top(self, ranked: list[Ranked], k: int) -> list[Ranked]:
         """Best first, skipping near-duplicates; a third passage of one section only if nothing else is left."""

@@ -120,7 +120,7 @@ def test_a_weaker_passage_that_answers_still_shows_after_the_one_that_clears_the
 ) -> None:
     question = "front end interview - will they make me write debounce?"
     hits = bundled.ask(question).hits
-    assert len(hits) == 3
+    assert len(hits) >= 2
     assert hits[0].score >= DEFAULT_MIN_SCORE
     assert all(h.score >= DEFAULT_SUPPORT_SCORE for h in hits)
     assert any("debounce" in h.passage.text for h in hits[1:])
