@@ -168,11 +168,12 @@ class Retriever:
         candidates = version.candidates(question, vector)
         bonus = np.array([version.role_boost if c.passage.source in preferred else 0.0 for c in candidates])
         if self.fusion == "weighted" and candidates:
-            bonus += SENTENCE_WEIGHT * _best_sentence_cosines(candidates, vector)
             if len(roles) == 1:  # every passage of the named role names it: what is asked about it tells them apart
+                best, best_aspect = _best_sentence_cosines(candidates, vector, self._without_role(version, vector, roles[0]))
                 own = np.array([c.passage.source == roles[0] for c in candidates])
-                aspect = self._without_role(version, vector, roles[0])
-                bonus += own * ASPECT_WEIGHT * _best_sentence_cosines(candidates, aspect)
+                bonus += SENTENCE_WEIGHT * best + own * ASPECT_WEIGHT * best_aspect
+            else:
+                bonus += SENTENCE_WEIGHT * _best_sentence_cosines(candidates, vector)[0]
         ranked = [
             Ranked(c.passage_id, c.cosine, c.fused + float(b), c.passage, c.sentence_vectors) if b else c
             for c, b in zip(candidates, bonus, strict=True)
@@ -300,15 +301,17 @@ def _spelled_out(acronym: str) -> re.Pattern[str] | None:
     return whole_words([expansion], plural=True) if expansion != acronym else None
 
 
-def _best_sentence_cosines(candidates: Sequence[Ranked], vector: Vectors) -> npt.NDArray[np.float64]:
-    """Each candidate's highest sentence cosine (0 for one without stored sentences), in one product."""
+def _best_sentence_cosines(candidates: Sequence[Ranked], *vectors: Vectors) -> npt.NDArray[np.float64]:
+    """Each candidate's highest sentence cosine to each vector (0 for one without stored sentences): one row
+    per vector, from one product."""
     counts = np.array([len(c.sentence_vectors) for c in candidates])
-    best = np.zeros(len(candidates))
+    best = np.zeros((len(vectors), len(candidates)))
     with_rows = np.flatnonzero(counts)
     if len(with_rows):
         stacked = np.concatenate([candidates[int(i)].sentence_vectors for i in with_rows])
         starts = np.concatenate([[0], np.cumsum(counts[with_rows])[:-1]])
-        best[with_rows] = np.maximum.reduceat(stacked @ vector.reshape(-1), starts)
+        queries = np.stack([v.reshape(-1) for v in vectors], axis=1)
+        best[:, with_rows] = np.maximum.reduceat(stacked @ queries, starts, axis=0).T
     return best
 
 
