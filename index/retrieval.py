@@ -39,6 +39,7 @@ KEYWORD_WEIGHT = 0.2
 ROLE_BOOST = 0.1
 SENTENCE_WEIGHT = 0.15  # times a candidate's best sentence cosine: one sentence that answers beats a vague passage
 ASPECT_WEIGHT = 0.3  # one named role: its passages' best sentence cosine to the question without it (_without_role)
+HIGHLIGHT_ASPECT_WEIGHT = 1.0  # the aspect in choosing the highlight: times Aspect.cosines, added to the question's
 PER_SECTION = 2
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
 
@@ -54,6 +55,22 @@ class Ranked:
     fused: float
     passage: Passage = field(compare=False)
     sentence_vectors: Vectors = field(compare=False, repr=False)  # one row per chunking.passage_sentences
+
+
+@dataclass(frozen=True)
+class Aspect:
+    """What a question naming one role asks about it: its vector with the role's title direction
+    projected out, and that direction."""
+
+    vector: Vectors
+    role: Vectors
+
+    def cosines(self, sentence_vectors: Vectors) -> npt.NDArray[np.float64]:
+        """Each sentence's cosine to the aspect with the role's direction projected out of the sentence
+        too, so sentences that name the role are not marked down for it."""
+        along_role = sentence_vectors @ self.role
+        rest = np.sqrt(np.maximum(1.0 - along_role * along_role, 1e-6))
+        return (sentence_vectors @ self.vector) / rest
 
 
 class CandidateVersion(Protocol):
@@ -150,26 +167,35 @@ class Retriever:
         normalised = [normalise(q) for q in questions]
         query_vectors = self.batcher.embed(normalised)  # shared with questions asked meanwhile
         version = self.source.version()  # one version for the whole batch, even during a swap
-        chosen = [
-            self._choose(version, question, vector, k)
-            for question, vector in zip(normalised, query_vectors, strict=True)
+        roles = [version.roles.roles_in(question) for question in normalised]
+        # One named role: every passage of its page names it, so what is asked about it tells them apart.
+        aspects = [
+            self._without_role(version, vector, named[0]) if len(named) == 1 else None
+            for vector, named in zip(query_vectors, roles, strict=True)
         ]
-        return self._with_highlights(questions, query_vectors, chosen)
+        chosen = [
+            self._choose(version, question, vector, named, aspect, k)
+            for question, vector, named, aspect in zip(normalised, query_vectors, roles, aspects, strict=True)
+        ]
+        return self._with_highlights(questions, query_vectors, aspects, chosen)
 
-    def _choose(self, version: CandidateVersion, question: str, vector: Vectors, k: int) -> list[Ranked]:
-        roles = version.roles.roles_in(question)
-        ranked = self._rank(version, question, vector, roles)
+    def _choose(
+        self, version: CandidateVersion, question: str, vector: Vectors, roles: list[str], aspect: Aspect | None, k: int
+    ) -> list[Ranked]:
+        ranked = self._rank(version, question, vector, roles, aspect)
         if len(roles) >= 2 and is_comparison(question):
             return self._side_by_side(ranked, roles, k)
         return self._diverse_top(ranked, k)
 
-    def _rank(self, version: CandidateVersion, question: str, vector: Vectors, roles: list[str]) -> list[Ranked]:
+    def _rank(
+        self, version: CandidateVersion, question: str, vector: Vectors, roles: list[str], aspect: Aspect | None
+    ) -> list[Ranked]:
         preferred = set(roles)
         candidates = version.candidates(question, vector)
         bonus = np.array([version.role_boost if c.passage.source in preferred else 0.0 for c in candidates])
         if self.fusion == "weighted" and candidates:
-            if len(roles) == 1:  # every passage of the named role names it: what is asked about it tells them apart
-                best, best_aspect = _best_sentence_cosines(candidates, vector, self._without_role(version, vector, roles[0]))
+            if aspect is not None:  # the named role's passages also score by what is asked about the role
+                best, best_aspect = _best_sentence_cosines(candidates, vector, aspect.vector)
                 own = np.array([c.passage.source == roles[0] for c in candidates])
                 bonus += SENTENCE_WEIGHT * best + own * ASPECT_WEIGHT * best_aspect
             else:
@@ -181,7 +207,7 @@ class Retriever:
         ranked.sort(key=lambda r: r.fused, reverse=True)
         return ranked
 
-    def _without_role(self, version: CandidateVersion, vector: Vectors, source: str) -> Vectors:
+    def _without_role(self, version: CandidateVersion, vector: Vectors, source: str) -> Aspect | None:
         """The question's vector with the direction of the named role's title projected out, unit length.
 
         "what skills does a data engineer need?" is mostly "data engineer" to the model, so every section
@@ -189,15 +215,15 @@ class Retriever:
         vector is embedded once per retriever (no second embedding of the question).
         """
         title = next((d.title for d in version.documents if d.source == source), "")
-        flat = np.asarray(vector, dtype=np.float32).reshape(-1)
         if not title:
-            return flat
+            return None
         direction = self._title_vectors.get(title)
         if direction is None:
             direction = self._title_vectors[title] = self.batcher.embed([title])[0]
-        aspect = flat - float(flat @ direction) * direction
-        norm = float(np.linalg.norm(aspect))
-        return (aspect / norm).astype(np.float32) if norm > 0 else flat
+        flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+        rest = flat - float(flat @ direction) * direction
+        norm = float(np.linalg.norm(rest))
+        return Aspect((rest / norm).astype(np.float32), direction) if norm > 0 else None
 
     def _diverse_top(self, ranked: list[Ranked], k: int) -> list[Ranked]:
         """Best first, skipping near-duplicates; a third passage of one section only if nothing else is left."""
@@ -230,18 +256,26 @@ class Retriever:
         return self._diverse_top(firsts[:k] + rest, k)
 
     def _with_highlights(
-        self, questions: Sequence[str], query_vectors: Vectors, chosen: list[list[Ranked]]
+        self,
+        questions: Sequence[str],
+        query_vectors: Vectors,
+        aspects: Sequence[Aspect | None],
+        chosen: list[list[Ranked]],
     ) -> list[list[Hit]]:
         """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time.
 
-        When the question holds an exact term (a figure, an acronym) that some sentences of the passage
-        contain, as typed or, for an acronym, spelled out as the terms table does, the highlight is the
-        closest of those sentences; the hit is marked `exact` when the term is there as typed. Otherwise
-        lines of code and space-aligned columns are passed over while the passage has a prose sentence.
+        The hit's score is the closest sentence's cosine. When the question holds an exact term (a figure,
+        an acronym) that some sentences of the passage contain, as typed or, for an acronym, spelled out as
+        the terms table does, the highlight is the closest of those sentences; the hit is marked `exact`
+        when the term is there as typed. Otherwise lines of code and space-aligned columns are passed over
+        while the passage has a prose sentence, and for a question naming one role the highlight is the
+        sentence (not a list's lead-in) with the highest sum of its cosines to the question and to the
+        question's aspect (`Aspect.cosines`): "which companies hire software engineers?" highlights
+        "Employers range from big tech and startups to banks…", not the section's opening about the role.
         `questions` are as typed: normalising spells acronyms out, and the user asked for the acronym.
         """
         results: list[list[Hit]] = []
-        for question, row, vector in zip(questions, chosen, query_vectors, strict=True):
+        for question, row, vector, aspect in zip(questions, chosen, query_vectors, aspects, strict=True):
             literals = literal_terms(question)
             hits: list[Hit] = []
             for candidate in row:
@@ -253,8 +287,13 @@ class Retriever:
                 similarities = rows @ vector
                 typed = [i for i, s in enumerate(sentences) if any(contains_literal(s, t) for t in literals)]
                 spelled = [i for i, s in enumerate(sentences) if i in typed or any(spells_out(s, t) for t in literals)]
-                best = max(spelled or prose_rows, key=lambda i: similarities[i])
-                hits.append(Hit(passage, float(similarities[best]), sentences[best], exact=bool(typed)))
+                pool = spelled or prose_rows
+                closest = max(pool, key=lambda i: similarities[i])
+                shown = closest
+                if aspect is not None and not spelled:
+                    answering = similarities + HIGHLIGHT_ASPECT_WEIGHT * aspect.cosines(rows)
+                    shown = max([i for i in pool if _says_something(sentences[i])] or pool, key=lambda i: answering[i])
+                hits.append(Hit(passage, float(similarities[closest]), sentences[shown], exact=bool(typed)))
             results.append(hits)
         return results
 
@@ -299,6 +338,11 @@ def _spelled_out(acronym: str) -> re.Pattern[str] | None:
     """The acronym's expansion in the terms table as a whole-word pattern, or None when it has none."""
     expansion = default_normaliser()(acronym)
     return whole_words([expansion], plural=True) if expansion != acronym else None
+
+
+def _says_something(sentence: str) -> bool:
+    """False for a list's lead-in ("Key skills:") or a fragment of under five words: not an answer to show."""
+    return not sentence.rstrip().endswith(":") and len(sentence.split()) >= 5
 
 
 def _best_sentence_cosines(candidates: Sequence[Ranked], *vectors: Vectors) -> npt.NDArray[np.float64]:

