@@ -38,7 +38,7 @@ CANDIDATES = 40
 KEYWORD_WEIGHT = 0.2
 ROLE_BOOST = 0.1
 SENTENCE_WEIGHT = 0.15  # times a candidate's best sentence cosine: one sentence that answers beats a vague passage
-ASPECT_WEIGHT = 0.3  # one named role: its passages' best sentence cosine to the question without it (_without_role)
+ASPECT_WEIGHT = 0.3  # one named role: its passages' best sentence cosine to the question without it (_aspect)
 HIGHLIGHT_ASPECT_WEIGHT = 1.0  # the aspect in choosing the highlight: times Aspect.cosines, added to the question's
 PER_SECTION = 2
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
@@ -148,7 +148,7 @@ class Retriever:
         self.embedder = embedder
         self.batcher = batcher or QueryBatcher(embedder.embed_queries)
         self.fusion = fusion
-        self._title_vectors: dict[str, Vectors] = {}  # role titles' vectors, for _without_role
+        self._title_vectors: dict[str, Vectors] = {}  # role titles' vectors, for _aspect
 
     @property
     def index(self) -> CandidateVersion:
@@ -170,7 +170,7 @@ class Retriever:
         roles = [version.roles.roles_in(question) for question in normalised]
         # One named role: every passage of its page names it, so what is asked about it tells them apart.
         aspects = [
-            self._without_role(version, vector, named[0]) if len(named) == 1 else None
+            self._aspect(version, vector, named[0]) if len(named) == 1 else None
             for vector, named in zip(query_vectors, roles, strict=True)
         ]
         chosen = [
@@ -207,8 +207,9 @@ class Retriever:
         ranked.sort(key=lambda r: r.fused, reverse=True)
         return ranked
 
-    def _without_role(self, version: CandidateVersion, vector: Vectors, source: str) -> Aspect | None:
-        """The question's vector with the direction of the named role's title projected out, unit length.
+    def _aspect(self, version: CandidateVersion, vector: Vectors, source: str) -> Aspect | None:
+        """What the question asks about the role: its vector with the direction of the role's title
+        projected out, unit length (None when the role has no title, or the question is nothing else).
 
         "what skills does a data engineer need?" is mostly "data engineer" to the model, so every section
         of that role's page scores alike; what remains is closest to the section about skills. A title's
