@@ -3,16 +3,18 @@
 Ranking: the question (after term normalisation) is embedded once; FAISS gives dense candidates and
 BM25 keyword candidates; each candidate scores `cosine + KEYWORD_WEIGHT * bm25 / best bm25`, plus
 SENTENCE_WEIGHT times its best sentence's cosine, plus ROLE_BOOST when its document is a role the
-question names. Weighted fusion beat reciprocal rank fusion on every eval set (see bench/quality.py).
-The top passages are then de-duplicated and, for comparisons, drawn from each named role in turn.
-Each passage's highlight is its prose sentence closest to the question; that sentence's cosine is the
-hit's score, comparable across questions. Sentence vectors are computed when the index is built, so
-answering embeds only the question.
+question names, plus, when it names just one, ASPECT_WEIGHT times the role's passages' best sentence
+cosine to the question's `Aspect` (the role's direction projected out). Weighted fusion beat reciprocal
+rank fusion on every eval set (see bench/quality.py). The top passages are then de-duplicated and, for
+comparisons, drawn from each named role in turn. Each passage's highlight is its prose sentence closest
+to the question (or to question and aspect together); the closest sentence's cosine is the hit's score,
+comparable across questions. Sentence vectors are computed when the index is built, so answering embeds
+only the question.
 
 Where candidates come from is a seam (`CandidateSource`): `FaissCandidates` ranks over an opened
 SearchIndex as described above; `index.qdrant_store.QdrantCandidates` asks Qdrant (dense + sparse,
-RRF in the engine). Role boost, the best-sentence term, de-duplication, side-by-side and highlights are
-shared by both.
+RRF in the engine). Role boost, the best-sentence and aspect terms, de-duplication, side-by-side and
+highlights are shared by both.
 """
 
 from __future__ import annotations
