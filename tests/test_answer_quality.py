@@ -44,6 +44,13 @@ def test_abbreviations_and_jargon_are_normalised(bundled: RolecallService) -> No
     assert slang == plain
 
 
+def test_an_acronym_the_documents_use_is_matched_as_they_write_it(bundled: RolecallService) -> None:
+    # The pages say "IC track" and "IC role"; spelled out, the question missed them and was refused.
+    answer = bundled.ask("can I go back to IC after trying management?")
+    assert answer.answered
+    assert any("switch back" in h.highlight or "return to an IC role" in h.highlight for h in answer.hits[:2])
+
+
 @pytest.mark.parametrize(
     ("question", "section"),
     [
