@@ -338,9 +338,16 @@ def spells_out(sentence: str, term: str) -> bool:
 
 @lru_cache(maxsize=1024)
 def _spelled_out(acronym: str) -> re.Pattern[str] | None:
-    """The acronym's expansion in the terms table as a whole-word pattern, or None when it has none."""
+    """The acronym's expansion in the terms table as a whole-word pattern, or None when it has none.
+    A canonical phrase that keeps the acronym ("IC (individual contributor)") expands to its bracketed part."""
     expansion = default_normaliser()(acronym)
+    kept = _KEPT_ACRONYM.fullmatch(expansion)
+    if kept is not None and kept.group(1).lower() == acronym.lower():
+        expansion = kept.group(2)
     return whole_words([expansion], plural=True) if expansion != acronym else None
+
+
+_KEPT_ACRONYM = re.compile(r"(\S+) \((.+)\)")
 
 
 def _says_something(sentence: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from index.retrieval import spells_out
 from index.terms import default_normaliser
 
 
@@ -31,3 +32,12 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
 )
 def test_chat_shorthand_for_what_a_job_asks_is_spelled_out(question: str, normalised: str) -> None:
     assert default_normaliser()(question) == normalised
+
+
+def test_an_acronym_the_documents_write_is_kept_beside_its_expansion() -> None:
+    assert default_normaliser()("can I go back to IC after management?") == (
+        "can I go back to IC (individual contributor) after management?"
+    )
+    # the expansion alone still counts as the acronym when choosing a highlight
+    assert spells_out("It is the highest individual contributor role.", "IC")
+    assert not spells_out("It is the highest management role.", "IC")
