@@ -16,7 +16,14 @@ from bot.scope import default_scope
 from bot.settings import Settings
 from index.batching import QueryBatcher
 from index.builder import BuildReport, build_index
-from index.embedding import Embedder, ModelSpec, QueryPrecision, create_embedder, resolve_model
+from index.embedding import (
+    Embedder,
+    ModelSpec,
+    QueryPrecision,
+    create_embedder,
+    query_embedding,
+    resolve_model,
+)
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
 from index.memory import return_free_memory
 from index.retrieval import Fusion, Retriever
@@ -110,7 +117,7 @@ class RolecallService:
         )
         # The manifest records the embedder that made the vectors; the tokenizer stays the model's.
         self.spec: ModelSpec = ModelSpec(self.embedder.model_id, spec.location)
-        self._batcher = QueryBatcher(self.embedder.embed_queries)  # questions from concurrent askers
+        self._batcher = QueryBatcher(query_embedding(self.embedder))  # questions from concurrent askers
         self._retriever: Retriever | None = None
         self._swap_lock = threading.Lock()
         self._reindex_lock = threading.Lock()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.embedding import Vectors
+from index.embedding import QueryEmbedding, Vectors
 
 MAX_BATCH = 32
 
@@ -16,7 +16,7 @@ MAX_BATCH = 32
 @dataclass
 class _Request:
     texts: list[str]
-    vectors: Vectors | None = None
+    embedded: QueryEmbedding | None = None
     error: BaseException | None = None
     done: bool = False
 
@@ -26,7 +26,10 @@ class QueryBatcher:
     request queued so far (up to `max_batch` texts); callers arriving meanwhile wait for the next
     batch. A lone caller never waits, and nothing is delayed to fill a batch."""
 
-    def __init__(self, embed: Callable[[Sequence[str]], Vectors], max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, embed: Callable[[Sequence[str]], Vectors | QueryEmbedding], max_batch: int = MAX_BATCH
+    ) -> None:
+        """`embed`: embedding.query_embedding(embedder) for token vectors too, or plain embed_queries."""
         self._embed = embed
         self._max_batch = max_batch
         self._condition = threading.Condition(threading.Lock())
@@ -37,6 +40,10 @@ class QueryBatcher:
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Vectors of these texts, embedded alone or together with other threads' texts."""
+        return self.embed_with_tokens(texts).vectors
+
+    def embed_with_tokens(self, texts: Sequence[str]) -> QueryEmbedding:
+        """Vectors of these texts and, when the embedding function gives them, their token vectors."""
         request = _Request(list(texts))
         with self._condition:
             self._queue.append(request)
@@ -55,8 +62,8 @@ class QueryBatcher:
                     self._condition.notify_all()
         if request.error is not None:
             raise request.error
-        assert request.vectors is not None
-        return request.vectors
+        assert request.embedded is not None
+        return request.embedded
 
     def _take(self) -> list[_Request]:
         batch = [self._queue.pop(0)]
@@ -69,15 +76,19 @@ class QueryBatcher:
     def _run(self, batch: list[_Request]) -> None:
         texts = [text for request in batch for text in request.texts]
         try:
-            vectors = self._embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
+            embedded = self._embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
         except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch, raised in each
             for request in batch:
                 request.error, request.done = exc, True
             return
         self.batches += 1
         self.texts += len(texts)
+        if not isinstance(embedded, QueryEmbedding):
+            embedded = QueryEmbedding(embedded)
         offset = 0
         for request in batch:
-            request.vectors = vectors[offset : offset + len(request.texts)]
+            end = offset + len(request.texts)
+            tokens = embedded.tokens[offset:end] if embedded.tokens is not None else None
+            request.embedded = QueryEmbedding(embedded.vectors[offset:end], tokens)
             request.done = True
-            offset += len(request.texts)
+            offset = end

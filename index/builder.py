@@ -12,7 +12,7 @@ import numpy as np
 
 from index import store
 from index.chunking import chunk_document, embedding_text, passage_sentences
-from index.embedding import Embedder, ModelSpec, TokenCounter
+from index.embedding import Embedder, ModelSpec, TokenCounter, TokenEmbedder, TokenVectors
 from index.errors import IndexCorruptError, IndexIncompatibleError, KnowledgeFolderError, NoDocumentsError
 from index.keyword import KeywordIndex
 from index.search import KEYWORD_FOLDER, build_hnsw, dense_kind
@@ -149,10 +149,20 @@ def build_index(
         new_passages = [p for _, ps in fresh for p in ps]
         new_vectors: np.ndarray | None = None
         new_sentences: tuple[np.ndarray, np.ndarray] | None = None
+        new_tokens: list[TokenVectors] | None = None
+        fresh_ids = {id(record) for record, _ in fresh}
+        kept = [r for r in kept_records if not r.skipped_reason and id(r) not in fresh_ids]
+        # Token vectors only for a small index, and only if the kept documents' are there to reuse
+        with_tokens = sum(r.passage_count for r in kept) + len(new_passages) <= store.TOKEN_VECTORS_MAX_PASSAGES and (
+            not kept or (previous is not None and previous.tokens is not None)
+        )
         if new_passages:
             embedder = embedder_factory()
             report.model_loaded = True
-            new_vectors, new_sentences = _embed_passages(embedder, new_passages, say, show_progress_bar)
+            with_tokens = with_tokens and isinstance(embedder, TokenEmbedder)
+            new_vectors, new_sentences, new_tokens = _embed_passages(
+                embedder, new_passages, say, show_progress_bar, with_tokens
+            )
             report.embedded_passages = len(new_passages)
         dimension = (
             int(new_vectors.shape[1])
@@ -178,6 +188,9 @@ def build_index(
         normalise = default_normaliser()
         keyword = KeywordIndex.build([normalise(f"{p.section} {p.text}") for p in passages])
         writers: list[tuple[str, Callable[[Path], None]]] = [(KEYWORD_FOLDER, keyword.save)]
+        if with_tokens:
+            tokens = _assemble_tokens(kept_records, fresh, new_tokens or [], previous)
+            writers.extend(store.token_writers(tokens, dimension))
         if manifest.dense != store.FLAT:
             say(f"building the HNSW graph of {len(passages)} passages")
             graph = build_hnsw(vectors)
@@ -242,9 +255,14 @@ def _same_skips(manifest: Manifest, records: list[DocumentRecord]) -> bool:
 
 
 def _embed_passages(
-    embedder: Embedder, passages: Sequence[Passage], say: ProgressCallback, show_progress_bar: bool
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Passage vectors, and the vectors of their sentences (for the highlight) with per-passage offsets.
+    embedder: Embedder,
+    passages: Sequence[Passage],
+    say: ProgressCallback,
+    show_progress_bar: bool,
+    with_tokens: bool = False,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], list[TokenVectors] | None]:
+    """Passage vectors, the vectors of their sentences (for the highlight) with per-passage offsets,
+    and with `with_tokens` the passages' token vectors (for reranking) from the same pass.
 
     Passages and distinct sentences go to the model in one call, so its length-sorted batches mix
     them; a sentence repeated by overlapping windows is embedded once.
@@ -253,13 +271,43 @@ def _embed_passages(
     distinct = list(dict.fromkeys(s for sentences in sentence_lists for s in sentences))
     say(f"embedding {len(passages)} passages and {len(distinct)} sentences")
     texts = [embedding_text(p) for p in passages] + distinct
-    vectors = embedder.embed_documents(texts, show_progress_bar)
+    tokens: list[TokenVectors] | None = None
+    if with_tokens and isinstance(embedder, TokenEmbedder):
+        vectors, tokens = embedder.embed_documents_with_tokens(texts, len(passages), show_progress_bar)
+    else:
+        vectors = embedder.embed_documents(texts, show_progress_bar)
     passage_vectors, distinct_vectors = vectors[: len(passages)], vectors[len(passages) :]
     row_of = {sentence: row for row, sentence in enumerate(distinct)}
     rows = [row_of[s] for sentences in sentence_lists for s in sentences]
     offsets = np.concatenate([[0], np.cumsum([len(sentences) for sentences in sentence_lists])])
     sentence_vectors = distinct_vectors[np.asarray(rows, dtype=np.int64)].reshape(-1, vectors.shape[1])
-    return passage_vectors, (sentence_vectors, offsets.astype(np.int64))
+    return passage_vectors, (sentence_vectors, offsets.astype(np.int64)), tokens
+
+
+def _assemble_tokens(
+    records: list[DocumentRecord],
+    fresh: list[tuple[DocumentRecord, list[Passage]]],
+    new_tokens: list[TokenVectors],
+    previous: store.StoredIndex | None,
+) -> list[TokenVectors]:
+    """The token vectors of the assembled passages: new documents' from this build, the others' from
+    the previous version (the same order as _assemble's records)."""
+    fresh_tokens: dict[int, list[TokenVectors]] = {}
+    offset = 0
+    for record, passages in fresh:
+        fresh_tokens[id(record)] = new_tokens[offset : offset + len(passages)]
+        offset += len(passages)
+    tokens: list[TokenVectors] = []
+    for record in records:
+        if record.skipped_reason:
+            continue
+        if id(record) in fresh_tokens:
+            tokens.extend(fresh_tokens[id(record)])
+        else:
+            assert previous is not None and previous.tokens is not None
+            start = record.first_passage  # a kept record still holds its place in the previous version
+            tokens.extend(previous.tokens.block(start, start + record.passage_count))
+    return tokens
 
 
 def _assemble(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 Vectors = npt.NDArray[np.float32]
+TokenVectors = npt.NDArray[np.float16]  # one unit vector per word piece of a text, [CLS] and [SEP] left out
 QueryPrecision = Literal["auto", "int8", "fp32"]  # the ONNX graph questions go through; auto: by the CPU
 INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # x86 int8 dot products the int8 graph needs
 
@@ -171,6 +172,56 @@ def create_embedder(
     return SentenceTransformerEmbedder(spec, threads=threads)
 
 
+# Word pieces of a question that carry no meaning of their own, left out of its token vectors.
+QUESTION_STOP_WORDS = frozenset(
+    {
+        "the", "a", "an", "is", "are", "to", "of", "for", "in", "on", "and", "or", "do", "does", "i", "my", "me",
+        "what", "how", "can", "should", "it", "be", "with", "at", "as", "by", "from", "this", "that", "which",
+        "who", "when", "where", "why", "you", "your", "there", "their",
+    }
+)
+
+
+@dataclass(frozen=True)
+class QueryEmbedding:
+    """Questions' vectors and, when the embedder gives them, their word pieces' vectors (late interaction)."""
+
+    vectors: Vectors
+    tokens: list[TokenVectors] | None = None
+
+
+@runtime_checkable
+class TokenEmbedder(Protocol):
+    """An embedder that also returns the model's per-word-piece output vectors from the same pass."""
+
+    def embed_documents_with_tokens(
+        self, texts: Sequence[str], tokens_of: int, show_progress: bool = False
+    ) -> tuple[Vectors, list[TokenVectors]]:
+        """Vectors of all texts, and the token vectors of the first `tokens_of` of them."""
+        ...
+
+    def embed_queries_with_tokens(self, texts: Sequence[str]) -> QueryEmbedding:
+        """Vectors of questions and their token vectors, question stop words left out."""
+        ...
+
+
+def query_embedding(embedder: Embedder) -> Callable[[Sequence[str]], QueryEmbedding]:
+    """The function that embeds questions: with token vectors when the embedder gives them."""
+    if isinstance(embedder, TokenEmbedder):
+        return embedder.embed_queries_with_tokens
+    return lambda texts: QueryEmbedding(embedder.embed_queries(texts))
+
+
+def unit_token_rows(hidden: npt.NDArray[Any], pieces: Sequence[str], drop_stop_words: bool) -> TokenVectors:
+    """One text's token vectors: the model's outputs for its word pieces (`pieces`, [CLS] and [SEP]
+    included, padding not), without [CLS] and [SEP] and, for a question, its stop words; unit length."""
+    inner = range(1, max(1, len(pieces) - 1))
+    keep = [i for i in inner if not (drop_stop_words and pieces[i] in QUESTION_STOP_WORDS)] or list(inner) or [0]
+    rows = np.asarray(hidden[keep], dtype=np.float32)
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return rows.astype(np.float16)
+
+
 class SentenceTransformerEmbedder:
     """The sentence-transformers model, imported and loaded on first use (it takes seconds)."""
 
@@ -215,6 +266,29 @@ class SentenceTransformerEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
         return self._encode(texts, False)
+
+    def embed_documents_with_tokens(
+        self, texts: Sequence[str], tokens_of: int, show_progress: bool = False
+    ) -> tuple[Vectors, list[TokenVectors]]:
+        return self._encode(texts, show_progress), self._tokens(texts[:tokens_of], drop_stop_words=False)
+
+    def embed_queries_with_tokens(self, texts: Sequence[str]) -> QueryEmbedding:
+        return QueryEmbedding(self._encode(texts, False), self._tokens(texts, drop_stop_words=True))
+
+    def _tokens(self, texts: Sequence[str], drop_stop_words: bool) -> list[TokenVectors]:
+        """A second pass for the token outputs (this embedder is the fallback and the tests' one)."""
+        if not texts:
+            return []
+        model = self._loaded()
+        outputs = model.encode(
+            list(texts), batch_size=self._batch_size, output_value="token_embeddings", convert_to_numpy=False
+        )
+        tokenizer = model.tokenizer
+        ids = tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)["input_ids"]
+        return [
+            unit_token_rows(output.float().cpu().numpy(), tokenizer.convert_ids_to_tokens(row), drop_stop_words)
+            for output, row in zip(outputs, ids, strict=True)
+        ]
 
     def _encode(self, texts: Sequence[str], show_progress: bool) -> Vectors:
         if not texts:

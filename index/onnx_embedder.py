@@ -19,11 +19,15 @@ import numpy as np
 from index.embedding import (
     Embedder,
     ModelSpec,
+    QueryEmbedding,
     QueryPrecision,
     SentenceTransformerEmbedder,
+    TokenEmbedder,
+    TokenVectors,
     Vectors,
     available_cpus,
     resolve_query_precision,
+    unit_token_rows,
 )
 from index.errors import ModelLoadError
 from index.memory import return_free_memory
@@ -350,7 +354,7 @@ class OnnxEmbedder:
         if session is None:
             return self._fallback_embedder().embed_documents(texts, show_progress)
         try:
-            return self._encode(session, texts)
+            return self._encode(session, texts)[0]
         finally:
             del session
             return_free_memory()
@@ -359,15 +363,44 @@ class OnnxEmbedder:
         session = self._query_model()
         if session is None:
             return self._fallback_embedder().embed_queries(texts)
-        return self._encode(session, texts)
+        return self._encode(session, texts)[0]
+
+    def embed_documents_with_tokens(
+        self, texts: Sequence[str], tokens_of: int, show_progress: bool = False
+    ) -> tuple[Vectors, list[TokenVectors]]:
+        """embed_documents, keeping the first `tokens_of` texts' token outputs from the same pass."""
+        with self._lock:
+            session = self._new_session(query=False)
+        if session is None:
+            fallback = self._fallback_embedder()
+            assert isinstance(fallback, TokenEmbedder)
+            return fallback.embed_documents_with_tokens(texts, tokens_of, show_progress)
+        try:
+            return self._encode(session, texts, tokens_of)
+        finally:
+            del session
+            return_free_memory()
+
+    def embed_queries_with_tokens(self, texts: Sequence[str]) -> QueryEmbedding:
+        session = self._query_model()
+        if session is None:
+            fallback = self._fallback_embedder()
+            assert isinstance(fallback, TokenEmbedder)
+            return fallback.embed_queries_with_tokens(texts)
+        vectors, tokens = self._encode(session, texts, len(texts), drop_stop_words=True)
+        return QueryEmbedding(vectors, tokens)
 
     def _fallback_embedder(self) -> Embedder:
         assert self._fallback is not None
         return self._fallback
 
-    def _encode(self, session: Any, texts: Sequence[str]) -> Vectors:
+    def _encode(
+        self, session: Any, texts: Sequence[str], tokens_of: int = 0, drop_stop_words: bool = False
+    ) -> tuple[Vectors, list[TokenVectors]]:
+        """Pooled vectors of all texts, and the token vectors of the first `tokens_of` (unit_token_rows)."""
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        tokens: list[TokenVectors | None] = [None] * min(tokens_of, len(texts))
         encodings = self._tokenizer.encode_batch(list(texts)) if len(texts) > 1 else [self._tokenizer.encode(texts[0])]
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids), reverse=True)
         out: Vectors | None = None
@@ -384,8 +417,12 @@ class OnnxEmbedder:
             if out is None:
                 out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
             out[rows] = pooled
+            for k, i in enumerate(rows):
+                if i < len(tokens):
+                    pieces = encodings[i].tokens
+                    tokens[i] = unit_token_rows(hidden[k, : len(pieces)], pieces, drop_stop_words)
         assert out is not None
-        return out
+        return out, [t for t in tokens if t is not None]
 
 
 def _session(path: Path, threads: int) -> Any:

@@ -317,6 +317,10 @@ class QdrantVersion:
     def __len__(self) -> int:
         return self._count
 
+    def token_vectors(self, passage_id: int) -> None:
+        """None: Qdrant holds no token vectors, so its candidates are not reranked by them."""
+        return None
+
     def candidates(self, question: str, vector: Vectors) -> list[Ranked]:
         """One Query API call: the union of the dense and the sparse (keyword) candidates, each with its
         keyword score (0 when only dense search found it), its dense and sentence vectors and its payload.

@@ -14,7 +14,7 @@ from index.embedding import Vectors
 from index.errors import IndexCorruptError
 from index.keyword import KeywordIndex
 from index.roles import RoleDocument, RoleMatcher, role_documents
-from index.store import Manifest
+from index.store import Manifest, TokenRows
 from index.types import Passage
 
 KEYWORD_FOLDER = "keyword"
@@ -65,8 +65,10 @@ class SearchIndex:
         sentence_vectors: Vectors,
         sentence_offsets: npt.NDArray[np.int64],
         dense: Any = None,
+        tokens: TokenRows | None = None,
     ) -> None:
-        """`dense`: the version's HNSW graph (store.read_dense); None searches exactly with IndexFlatIP."""
+        """`dense`: the version's HNSW graph (store.read_dense); None searches exactly with IndexFlatIP.
+        `tokens`: the passages' token vectors, when the version has them (store.TokenRows)."""
         import faiss
 
         self.manifest = manifest
@@ -75,6 +77,7 @@ class SearchIndex:
         self.keyword = keyword
         self.sentence_vectors = sentence_vectors
         self.sentence_offsets = sentence_offsets
+        self.tokens = tokens
         self._sentence_file: BinaryIO | None = None
         if isinstance(sentence_vectors, np.memmap) and sentence_vectors.nbytes <= SENTENCES_IN_MEMORY_BYTES:
             self.sentence_vectors = np.array(sentence_vectors)  # small: one read, then slices cost nothing
@@ -121,6 +124,7 @@ class SearchIndex:
             stored.sentence_vectors,
             stored.sentence_offsets,
             stored.dense,
+            stored.tokens,
         )
 
     def __len__(self) -> int:

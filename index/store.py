@@ -4,7 +4,8 @@ Layout of an index folder:
 
     CURRENT            name of the live version folder (replaced atomically)
     v-<time>-<id>/     manifest.json, passages.jsonl, vectors.npy, sentences.npy, sentence_offsets.npy,
-                       keyword/, and dense.faiss when the manifest's `dense` is not "flat"
+                       keyword/, dense.faiss when the manifest's `dense` is not "flat", and
+                       tokens.npy, token_offsets.npy when the index is small enough to rerank by them
     .build-<id>/       a build in progress; left behind only by a killed build, removed by the next
     .lock              held by the one process that is building
 
@@ -16,6 +17,11 @@ sentences.npy holds one vector per sentence of every passage (passage order, the
 `split_sentences(passage.text)`), and sentence_offsets.npy the P+1 row offsets of each passage's
 sentences in it: the highlight is chosen from these, so a query embeds only the question. Both vector
 files are memory-mapped read-only when loaded: a query reads the rows of its candidates only.
+
+tokens.npy holds, in float16, the model's output vector for every word piece of every passage (as
+embedded, [CLS] and [SEP] left out), and token_offsets.npy the P+1 row offsets of each passage's rows:
+the few best candidates of a question are reranked by how well each of its word pieces finds a match
+among them (index.retrieval). They are written only up to TOKEN_VECTORS_MAX_PASSAGES passages.
 
 The manifest's `dense` names the dense index a version holds: "flat" (exact search, built in memory
 from vectors.npy when the index is opened, no file) or "hnsw:M=..:efConstruction=.." (an approximate
@@ -35,23 +41,29 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
-from index.embedding import Vectors
+from index.embedding import TokenVectors, Vectors
 from index.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError, RolecallError
 from index.types import Passage
 
-FORMAT_VERSION = 2  # 2: sentence vectors for the highlight stored beside the passage vectors
+FORMAT_VERSION = 3  # 2: sentence vectors for the highlight; 3: passages' token vectors for reranking
 CURRENT_FILE = "CURRENT"
 MANIFEST_FILE = "manifest.json"
 PASSAGES_FILE = "passages.jsonl"
 VECTORS_FILE = "vectors.npy"
 SENTENCES_FILE = "sentences.npy"
 SENTENCE_OFFSETS_FILE = "sentence_offsets.npy"
+TOKENS_FILE = "tokens.npy"
+TOKEN_OFFSETS_FILE = "token_offsets.npy"
+# Token vectors take about 100 KB per passage (the handbook's 894 passages: 87 MB); past this many
+# passages a version has none and the top candidates are not reranked by them.
+TOKEN_VECTORS_MAX_PASSAGES = 3_000
 DENSE_FILE = "dense.faiss"
 FLAT = "flat"
 KEEP_VERSIONS = 2
@@ -123,12 +135,58 @@ class StoredIndex:
     sentence_vectors: Vectors  # memory-mapped, read-only
     sentence_offsets: npt.NDArray[np.int64]
     dense: Any = None  # the FAISS graph read from dense.faiss, or None for "flat"
+    tokens: TokenRows | None = None  # from tokens.npy, when the version has them
 
     def passage_sentence_vectors(self, start: int, end: int) -> tuple[Vectors, npt.NDArray[np.int64]]:
         """The sentence vectors of passages start..end and their offsets, rebased to start at 0."""
         first, last = int(self.sentence_offsets[start]), int(self.sentence_offsets[end])
         rows = np.asarray(self.sentence_vectors[first:last], dtype=np.float32)
         return rows, self.sentence_offsets[start : end + 1] - first
+
+
+class TokenRows:
+    """Passages' token vectors (tokens.npy, float16) with the P+1 offsets of each passage's rows.
+
+    A passage's rows are read with pread, so a serving process does not keep the mapped file's pages
+    (tens of MB) in RSS.
+    """
+
+    def __init__(self, vectors: npt.NDArray[np.float16], offsets: npt.NDArray[np.int64]) -> None:
+        self.vectors = vectors
+        self.offsets = offsets
+        self._file: BinaryIO | None = None
+        if isinstance(vectors, np.memmap) and vectors.filename:
+            self._file = open(vectors.filename, "rb", buffering=0)  # noqa: SIM115 - lives with the version
+            self._base = int(vectors.offset)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def passage(self, passage_id: int) -> TokenVectors:
+        """One passage's token vectors."""
+        start, end = int(self.offsets[passage_id]), int(self.offsets[passage_id + 1])
+        if self._file is None:
+            return np.asarray(self.vectors[start:end])
+        width = self.vectors.shape[1] * 2  # float16, checked by load
+        data = os.pread(self._file.fileno(), (end - start) * width, self._base + start * width)
+        return np.frombuffer(data, dtype=np.float16).reshape(end - start, -1)
+
+    def block(self, start: int, end: int) -> list[TokenVectors]:
+        """The token vectors of passages start..end, one array each (for a reindex that keeps them)."""
+        first, last = int(self.offsets[start]), int(self.offsets[end])
+        rows = np.asarray(self.vectors[first:last])
+        cuts = self.offsets[start : end + 1] - first
+        return [rows[a:b] for a, b in pairwise(cuts.tolist())]
+
+
+def token_writers(tokens: Sequence[TokenVectors], dimension: int) -> list[tuple[str, Any]]:
+    """write_version's extra writers for the passages' token vectors (one array per passage)."""
+    offsets = np.concatenate([[0], np.cumsum([len(t) for t in tokens])]).astype(np.int64)
+    rows = np.concatenate(tokens).astype(np.float16) if tokens else np.zeros((0, dimension), dtype=np.float16)
+    return [
+        (TOKENS_FILE, lambda path: np.save(path, np.ascontiguousarray(rows))),
+        (TOKEN_OFFSETS_FILE, lambda path: np.save(path, offsets)),
+    ]
 
 
 class IndexBusyError(RolecallError):
@@ -233,7 +291,30 @@ def load(index_dir: Path) -> StoredIndex:
         sentence_vectors,
         offsets.astype(np.int64),
         read_dense(version, manifest),
+        _load_tokens(version, manifest),
     )
+
+
+def _load_tokens(version: Path, manifest: Manifest) -> TokenRows | None:
+    """The version's token vectors, checked against its passages; None when it has none."""
+    if not (version / TOKENS_FILE).exists():
+        return None
+    try:
+        rows: npt.NDArray[np.float16] = np.load(version / TOKENS_FILE, mmap_mode="r", allow_pickle=False)
+        offsets = np.load(version / TOKEN_OFFSETS_FILE, allow_pickle=False)
+    except (OSError, ValueError, TypeError, EOFError) as exc:
+        raise IndexCorruptError(f"the index in {version} is damaged ({exc})") from exc
+    if (
+        offsets.shape != (manifest.passage_count + 1,)
+        or rows.dtype != np.float16
+        or rows.ndim != 2
+        or rows.shape[1:] != (manifest.dimension,)
+        or int(offsets[0]) != 0
+        or int(offsets[-1]) != rows.shape[0]
+        or bool(np.any(np.diff(offsets) < 1))
+    ):
+        raise IndexCorruptError(f"the index in {version} is damaged (token vectors do not match)")
+    return TokenRows(rows, offsets.astype(np.int64))
 
 
 def write_dense(dense: Any, path: Path) -> None:

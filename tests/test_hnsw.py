@@ -53,6 +53,7 @@ def test_past_the_threshold_the_graph_answers_the_eval_questions_like_exact_sear
         graph.keyword,
         stored.sentence_vectors,
         stored.sentence_offsets,
+        tokens=stored.tokens,
     )
     assert exact.dense_index == "flat"
     # At this size efSearch (128) exceeds the passage count, so the graph search visits every passage and
