@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 Vectors = npt.NDArray[np.float32]
-TokenVectors = npt.NDArray[np.float16]  # one unit vector per word piece of a text, [CLS] and [SEP] left out
+TokenVectors = npt.NDArray[np.float32]  # one unit vector per word piece of a text, [CLS] and [SEP] left out
 QueryPrecision = Literal["auto", "int8", "fp32"]  # the ONNX graph questions go through; auto: by the CPU
 INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # x86 int8 dot products the int8 graph needs
 
@@ -219,7 +219,7 @@ def unit_token_rows(hidden: npt.NDArray[Any], pieces: Sequence[str], drop_stop_w
     keep = [i for i in inner if not (drop_stop_words and pieces[i] in QUESTION_STOP_WORDS)] or list(inner) or [0]
     rows = np.asarray(hidden[keep], dtype=np.float32)
     rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-    return rows.astype(np.float16)
+    return rows
 
 
 class SentenceTransformerEmbedder:

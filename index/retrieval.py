@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -382,6 +382,14 @@ def _says_something(sentence: str) -> bool:
     return not sentence.rstrip().endswith(":") and len(sentence.split()) >= 5
 
 
+@lru_cache(maxsize=1)
+def _blas_threads() -> Any:
+    """threadpoolctl's view of numpy's BLAS, made once (inspecting the loaded libraries takes a while)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _reranked_by_tokens(
     version: CandidateVersion, ranked: list[Ranked], question_tokens: TokenVectors
 ) -> list[Ranked]:
@@ -399,11 +407,13 @@ def _reranked_by_tokens(
 
 def _token_match_scores(question_tokens: TokenVectors, passages: Sequence[TokenVectors]) -> npt.NDArray[np.float32]:
     """Per passage: the mean over the question's word pieces of the best cosine to one of its word
-    pieces (late interaction, as in ColBERT, on this model's own outputs); one product for all."""
-    stacked = np.concatenate(passages).astype(np.float32)
-    starts = np.cumsum([0] + [len(p) for p in passages[:-1]])
-    cosines = question_tokens.astype(np.float32) @ stacked.T  # (question pieces, all passages' pieces)
-    return np.maximum.reduceat(cosines, starts, axis=1).mean(axis=0)
+    pieces (late interaction, as in ColBERT, on this model's own outputs).
+
+    One BLAS thread: these products are big enough for OpenBLAS to wake its threads, which then competed
+    with ONNX Runtime's for the 2 cores and made asks about 15 ms slower at p50 (bench/README).
+    """
+    with _blas_threads().limit(limits=1, user_api="blas"):
+        return np.array([float((question_tokens @ rows.T).max(axis=1).mean()) for rows in passages], dtype=np.float32)
 
 
 def _best_sentence_cosines(candidates: Sequence[Ranked], *vectors: Vectors) -> npt.NDArray[np.float64]:

@@ -18,7 +18,7 @@ sentences.npy holds one vector per sentence of every passage (passage order, the
 sentences in it: the highlight is chosen from these, so a query embeds only the question. Both vector
 files are memory-mapped read-only when loaded: a query reads the rows of its candidates only.
 
-tokens.npy holds, in float16, the model's output vector for every word piece of every passage (as
+tokens.npy holds, in float32, the model's output vector for every word piece of every passage (as
 embedded, [CLS] and [SEP] left out), and token_offsets.npy the P+1 row offsets of each passage's rows:
 the few best candidates of a question are reranked by how well each of its word pieces finds a match
 among them (index.retrieval). They are written only up to TOKEN_VECTORS_MAX_PASSAGES passages.
@@ -61,9 +61,9 @@ SENTENCES_FILE = "sentences.npy"
 SENTENCE_OFFSETS_FILE = "sentence_offsets.npy"
 TOKENS_FILE = "tokens.npy"
 TOKEN_OFFSETS_FILE = "token_offsets.npy"
-# Token vectors take about 100 KB per passage (the handbook's 894 passages: 87 MB); past this many
+# Token vectors take about 200 KB per passage (the handbook's 894 passages: 174 MB); past this many
 # passages a version has none and the top candidates are not reranked by them.
-TOKEN_VECTORS_MAX_PASSAGES = 3_000
+TOKEN_VECTORS_MAX_PASSAGES = 2_000
 DENSE_FILE = "dense.faiss"
 FLAT = "flat"
 KEEP_VERSIONS = 2
@@ -145,13 +145,13 @@ class StoredIndex:
 
 
 class TokenRows:
-    """Passages' token vectors (tokens.npy, float16) with the P+1 offsets of each passage's rows.
+    """Passages' token vectors (tokens.npy, float32: float16 took 2 ms per ask to convert) with the P+1 offsets of each passage's rows.
 
     A passage's rows are read with pread, so a serving process does not keep the mapped file's pages
     (tens of MB) in RSS.
     """
 
-    def __init__(self, vectors: npt.NDArray[np.float16], offsets: npt.NDArray[np.int64]) -> None:
+    def __init__(self, vectors: npt.NDArray[np.float32], offsets: npt.NDArray[np.int64]) -> None:
         self.vectors = vectors
         self.offsets = offsets
         self._file: BinaryIO | None = None
@@ -167,9 +167,9 @@ class TokenRows:
         start, end = int(self.offsets[passage_id]), int(self.offsets[passage_id + 1])
         if self._file is None:
             return np.asarray(self.vectors[start:end])
-        width = self.vectors.shape[1] * 2  # float16, checked by load
+        width = self.vectors.shape[1] * 4  # float32, checked by load
         data = os.pread(self._file.fileno(), (end - start) * width, self._base + start * width)
-        return np.frombuffer(data, dtype=np.float16).reshape(end - start, -1)
+        return np.frombuffer(data, dtype=np.float32).reshape(end - start, -1)
 
     def block(self, start: int, end: int) -> list[TokenVectors]:
         """The token vectors of passages start..end, one array each (for a reindex that keeps them)."""
@@ -182,7 +182,7 @@ class TokenRows:
 def token_writers(tokens: Sequence[TokenVectors], dimension: int) -> list[tuple[str, Any]]:
     """write_version's extra writers for the passages' token vectors (one array per passage)."""
     offsets = np.concatenate([[0], np.cumsum([len(t) for t in tokens])]).astype(np.int64)
-    rows = np.concatenate(tokens).astype(np.float16) if tokens else np.zeros((0, dimension), dtype=np.float16)
+    rows = np.concatenate(tokens).astype(np.float32) if tokens else np.zeros((0, dimension), dtype=np.float32)
     return [
         (TOKENS_FILE, lambda path: np.save(path, np.ascontiguousarray(rows))),
         (TOKEN_OFFSETS_FILE, lambda path: np.save(path, offsets)),
@@ -300,13 +300,13 @@ def _load_tokens(version: Path, manifest: Manifest) -> TokenRows | None:
     if not (version / TOKENS_FILE).exists():
         return None
     try:
-        rows: npt.NDArray[np.float16] = np.load(version / TOKENS_FILE, mmap_mode="r", allow_pickle=False)
+        rows: npt.NDArray[np.float32] = np.load(version / TOKENS_FILE, mmap_mode="r", allow_pickle=False)
         offsets = np.load(version / TOKEN_OFFSETS_FILE, allow_pickle=False)
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise IndexCorruptError(f"the index in {version} is damaged ({exc})") from exc
     if (
         offsets.shape != (manifest.passage_count + 1,)
-        or rows.dtype != np.float16
+        or rows.dtype != np.float32
         or rows.ndim != 2
         or rows.shape[1:] != (manifest.dimension,)
         or int(offsets[0]) != 0

@@ -97,7 +97,7 @@ def test_damaged_token_vectors_are_reported_in_one_line(small_knowledge: Path, t
     live = store.current_version(tmp_path / "idx")
     assert live is not None
     passages = store.read_manifest(live).passage_count
-    np.save(live / store.TOKENS_FILE, np.ones((passages, 64), dtype=np.float16))
+    np.save(live / store.TOKENS_FILE, np.ones((passages, 64), dtype=np.float32))
     np.save(live / store.TOKEN_OFFSETS_FILE, np.arange(passages, dtype=np.int64))  # one offset short
     with pytest.raises(IndexCorruptError, match="token vectors do not match") as caught:
         store.load(tmp_path / "idx")
@@ -123,7 +123,7 @@ def _ranked(count: int) -> list[Ranked]:
 
 def _unit(rows: list[list[float]]) -> TokenVectors:
     array = np.asarray(rows, dtype=np.float32)
-    return (array / np.linalg.norm(array, axis=1, keepdims=True)).astype(np.float16)
+    return (array / np.linalg.norm(array, axis=1, keepdims=True)).astype(np.float32)
 
 
 def test_the_passage_matching_every_word_of_the_question_moves_up_within_the_top_candidates() -> None:
