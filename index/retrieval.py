@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -165,6 +165,7 @@ class Retriever:
         self.batcher = batcher or QueryBatcher(query_embedding(embedder))
         self.fusion = fusion
         self._title_vectors: dict[str, Vectors] = {}  # role titles' vectors, for _aspect
+        _single_threaded_blas()
 
     @property
     def index(self) -> CandidateVersion:
@@ -383,11 +384,17 @@ def _says_something(sentence: str) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _blas_threads() -> Any:
-    """threadpoolctl's view of numpy's BLAS, made once (inspecting the loaded libraries takes a while)."""
-    from threadpoolctl import ThreadpoolController
+def _single_threaded_blas() -> None:
+    """numpy's BLAS on one thread for the whole process, set once when the first retriever is made.
 
-    return ThreadpoolController()
+    The token rerank's products are big enough for OpenBLAS to wake its threads, which then competed with
+    ONNX Runtime's for the 2 cores and made asks about 15 ms slower at p50 (bench/README). Limiting it
+    around each product instead would change a process-wide setting while other askers' threads may be
+    inside a BLAS call.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _reranked_by_tokens(
@@ -409,11 +416,9 @@ def _token_match_scores(question_tokens: TokenVectors, passages: Sequence[TokenV
     """Per passage: the mean over the question's word pieces of the best cosine to one of its word
     pieces (late interaction, as in ColBERT, on this model's own outputs).
 
-    One BLAS thread: these products are big enough for OpenBLAS to wake its threads, which then competed
-    with ONNX Runtime's for the 2 cores and made asks about 15 ms slower at p50 (bench/README).
+    One product per passage, on one BLAS thread (_single_threaded_blas).
     """
-    with _blas_threads().limit(limits=1, user_api="blas"):
-        return np.array([float((question_tokens @ rows.T).max(axis=1).mean()) for rows in passages], dtype=np.float32)
+    return np.array([float((question_tokens @ rows.T).max(axis=1).mean()) for rows in passages], dtype=np.float32)
 
 
 def _best_sentence_cosines(candidates: Sequence[Ranked], *vectors: Vectors) -> npt.NDArray[np.float64]:
