@@ -22,7 +22,7 @@ from index.keyword import KeywordIndex
 from index.qdrant_store import QdrantVectorStore, open_client, publish_index
 from index.retrieval import Retriever
 from index.search import SearchIndex
-from index.store import FORMAT_VERSION, Manifest
+from index.store import FORMAT_VERSION, Manifest, PassageRows
 from index.terms import default_normaliser
 from index.types import Passage
 from index.vector_store import FaissVectorStore, VectorStore, keyword_text, publish
@@ -169,7 +169,7 @@ def synthetic_index(size: int, words: list[str], dimension: int, model_id: str) 
     keyword = KeywordIndex.build([keyword_text(p) for p in passages])
     manifest = Manifest(FORMAT_VERSION, model_id, dimension, "synthetic", "synthetic", (), size)
     offsets = np.arange(size + 1, dtype=np.int64)  # the passage text is one "sentence" (no full stop)
-    return SearchIndex(manifest, passages, vectors, keyword, vectors, offsets)
+    return SearchIndex(manifest, passages, vectors, keyword, PassageRows(vectors, offsets))
 
 
 def synthetic_rows(

@@ -354,7 +354,7 @@ def _assemble(
             assert previous is not None
             start, end = record.first_passage, record.first_passage + record.passage_count
             passages, rows = previous.passages[start:end], previous.vectors[start:end]
-            sentence_rows, sentence_offsets = previous.passage_sentence_vectors(start, end)
+            sentence_rows, sentence_offsets = previous.sentences.span(start, end)
         out_records.append(replace(record, first_passage=len(out_passages), passage_count=len(passages)))
         out_passages.extend(passages)
         blocks.append(np.asarray(rows, dtype=np.float32).reshape(-1, dimension))

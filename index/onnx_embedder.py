@@ -344,20 +344,7 @@ class OnnxEmbedder:
         return int(session.get_outputs()[0].shape[-1])
 
     def embed_documents(self, texts: Sequence[str], show_progress: bool = False) -> Vectors:
-        """Through a session of the fp32 graph made for this call and released after it.
-
-        A build's long batches grow ONNX Runtime's memory arena by a few hundred MB, which a serving
-        process would otherwise keep after its first reindex; the session costs about 0.2 s to make.
-        """
-        with self._lock:
-            session = self._new_session(query=False)
-        if session is None:
-            return self._fallback_embedder().embed_documents(texts, show_progress)
-        try:
-            return self._encode(session, texts)[0]
-        finally:
-            del session
-            return_free_memory()
+        return self.embed_documents_with_tokens(texts, 0, show_progress)[0]
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
         session = self._query_model()
@@ -368,7 +355,12 @@ class OnnxEmbedder:
     def embed_documents_with_tokens(
         self, texts: Sequence[str], tokens_of: int, show_progress: bool = False
     ) -> tuple[Vectors, list[TokenVectors]]:
-        """embed_documents, keeping the first `tokens_of` texts' token outputs from the same pass."""
+        """Vectors of all texts, and the first `tokens_of` texts' token outputs from the same pass.
+
+        Through a session of the fp32 graph made for this call and released after it: a build's long
+        batches grow ONNX Runtime's memory arena by a few hundred MB, which a serving process would
+        otherwise keep after its first reindex; the session costs about 0.2 s to make.
+        """
         with self._lock:
             session = self._new_session(query=False)
         if session is None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +13,7 @@ from index.embedding import Vectors
 from index.errors import IndexCorruptError
 from index.keyword import KeywordIndex
 from index.roles import RoleDocument, RoleMatcher, role_documents
-from index.store import Manifest, TokenRows
+from index.store import Manifest, PassageRows
 from index.types import Passage
 
 KEYWORD_FOLDER = "keyword"
@@ -62,30 +61,21 @@ class SearchIndex:
         passages: list[Passage],
         vectors: Vectors,
         keyword: KeywordIndex,
-        sentence_vectors: Vectors,
-        sentence_offsets: npt.NDArray[np.int64],
+        sentences: PassageRows,
         dense: Any = None,
-        tokens: TokenRows | None = None,
+        tokens: PassageRows | None = None,
     ) -> None:
-        """`dense`: the version's HNSW graph (store.read_dense); None searches exactly with IndexFlatIP.
-        `tokens`: the passages' token vectors, when the version has them (store.TokenRows)."""
+        """`sentences`: the vectors of each passage's sentences (for the highlight).
+        `dense`: the version's HNSW graph (store.read_dense); None searches exactly with IndexFlatIP.
+        `tokens`: the passages' token vectors, when the version has them (for the rerank)."""
         import faiss
 
         self.manifest = manifest
         self.passages = passages
         self.vectors = vectors
         self.keyword = keyword
-        self.sentence_vectors = sentence_vectors
-        self.sentence_offsets = sentence_offsets
+        self.sentences = sentences
         self.tokens = tokens
-        self._sentence_file: BinaryIO | None = None
-        if isinstance(sentence_vectors, np.memmap) and sentence_vectors.nbytes <= SENTENCES_IN_MEMORY_BYTES:
-            self.sentence_vectors = np.array(sentence_vectors)  # small: one read, then slices cost nothing
-        elif isinstance(sentence_vectors, np.memmap) and sentence_vectors.filename:
-            # Read a passage's rows with pread: mapped pages a query touches (and the kernel's
-            # fault-around) would stay in RSS and grow it towards the whole file (526 MB at 100k passages).
-            self._sentence_file = open(sentence_vectors.filename, "rb", buffering=0)  # noqa: SIM115
-            self._sentence_base = int(sentence_vectors.offset)
         if dense is None:
             self._dense = faiss.IndexFlatIP(manifest.dimension)
             if len(passages):
@@ -111,7 +101,7 @@ class SearchIndex:
     @classmethod
     def open(cls, index_dir: Path) -> SearchIndex:
         """Open the live version of the index in `index_dir`."""
-        stored = store.load(index_dir)
+        stored = store.load(index_dir, SENTENCES_IN_MEMORY_BYTES)
         try:
             keyword = KeywordIndex.load(stored.path / KEYWORD_FOLDER, len(stored.passages))
         except Exception as exc:
@@ -121,8 +111,7 @@ class SearchIndex:
             stored.passages,
             stored.vectors,
             keyword,
-            stored.sentence_vectors,
-            stored.sentence_offsets,
+            stored.sentences,
             stored.dense,
             stored.tokens,
         )
@@ -143,12 +132,7 @@ class SearchIndex:
 
     def sentence_rows(self, passage_id: int) -> Vectors:
         """The stored vectors of one passage's sentences (see chunking.passage_sentences)."""
-        start, end = int(self.sentence_offsets[passage_id]), int(self.sentence_offsets[passage_id + 1])
-        if self._sentence_file is None:
-            return np.asarray(self.sentence_vectors[start:end])
-        row = self.sentence_vectors.shape[1] * 4  # float32, checked by store.load
-        data = os.pread(self._sentence_file.fileno(), (end - start) * row, self._sentence_base + start * row)
-        return np.frombuffer(data, dtype=np.float32).reshape(end - start, -1)
+        return self.sentences.passage(passage_id)
 
     def cosine(self, query_vector: Vectors, ids: list[int]) -> npt.NDArray[np.float32]:
         """Exact cosine between one query and chosen passages."""

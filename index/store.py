@@ -132,50 +132,56 @@ class StoredIndex:
     manifest: Manifest
     passages: list[Passage]
     vectors: Vectors
-    sentence_vectors: Vectors  # memory-mapped, read-only
-    sentence_offsets: npt.NDArray[np.int64]
+    sentences: PassageRows  # from sentences.npy: the vectors of each passage's sentences
     dense: Any = None  # the FAISS graph read from dense.faiss, or None for "flat"
-    tokens: TokenRows | None = None  # from tokens.npy, when the version has them
-
-    def passage_sentence_vectors(self, start: int, end: int) -> tuple[Vectors, npt.NDArray[np.int64]]:
-        """The sentence vectors of passages start..end and their offsets, rebased to start at 0."""
-        first, last = int(self.sentence_offsets[start]), int(self.sentence_offsets[end])
-        rows = np.asarray(self.sentence_vectors[first:last], dtype=np.float32)
-        return rows, self.sentence_offsets[start : end + 1] - first
+    tokens: PassageRows | None = None  # from tokens.npy, when the version has them
 
 
-class TokenRows:
-    """Passages' token vectors (tokens.npy, float32: float16 took 2 ms per ask to convert) with the P+1 offsets of each passage's rows.
+class PassageRows:
+    """Vectors stored per passage (its sentences, or its word pieces): float32 rows in passage order and
+    the P+1 offsets of each passage's rows.
 
-    A passage's rows are read with pread, so a serving process does not keep the mapped file's pages
-    (tens of MB) in RSS.
+    Rows are memory-mapped when loaded. Up to `in_memory_bytes` they are read into memory at once (then a
+    slice costs nothing); past that a passage's rows are read with pread, because mapped pages a query
+    touches (and the kernel's fault-around) would stay in RSS and grow it towards the whole file (526 MB
+    of sentence vectors at 100k passages, 174 MB of token vectors for the handbook).
     """
 
-    def __init__(self, vectors: npt.NDArray[np.float32], offsets: npt.NDArray[np.int64]) -> None:
-        self.vectors = vectors
+    def __init__(self, rows: Vectors, offsets: npt.NDArray[np.int64], in_memory_bytes: int = 0) -> None:
         self.offsets = offsets
         self._file: BinaryIO | None = None
-        if isinstance(vectors, np.memmap) and vectors.filename:
-            self._file = open(vectors.filename, "rb", buffering=0)  # noqa: SIM115 - lives with the version
-            self._base = int(vectors.offset)
+        if isinstance(rows, np.memmap) and rows.nbytes <= in_memory_bytes:
+            rows = np.array(rows)
+        elif isinstance(rows, np.memmap) and rows.filename:
+            self._file = open(rows.filename, "rb", buffering=0)  # noqa: SIM115 - lives with the version
+            self._base = int(rows.offset)
+        self.rows = rows
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def passage(self, passage_id: int) -> TokenVectors:
-        """One passage's token vectors."""
+    @property
+    def read_per_passage(self) -> bool:
+        """True when a passage's rows are read from the file on each call (a large file)."""
+        return self._file is not None
+
+    def passage(self, passage_id: int) -> Vectors:
+        """One passage's rows."""
         start, end = int(self.offsets[passage_id]), int(self.offsets[passage_id + 1])
         if self._file is None:
-            return np.asarray(self.vectors[start:end])
-        width = self.vectors.shape[1] * 4  # float32, checked by load
+            return np.asarray(self.rows[start:end])
+        width = self.rows.shape[1] * 4  # float32, checked by load
         data = os.pread(self._file.fileno(), (end - start) * width, self._base + start * width)
         return np.frombuffer(data, dtype=np.float32).reshape(end - start, -1)
 
-    def block(self, start: int, end: int) -> list[TokenVectors]:
-        """The token vectors of passages start..end, one array each (for a reindex that keeps them)."""
+    def span(self, start: int, end: int) -> tuple[Vectors, npt.NDArray[np.int64]]:
+        """The rows of passages start..end and their offsets, rebased to start at 0 (for a reindex)."""
         first, last = int(self.offsets[start]), int(self.offsets[end])
-        rows = np.asarray(self.vectors[first:last])
-        cuts = self.offsets[start : end + 1] - first
+        return np.asarray(self.rows[first:last], dtype=np.float32), self.offsets[start : end + 1] - first
+
+    def block(self, start: int, end: int) -> list[Vectors]:
+        """The rows of passages start..end, one array each."""
+        rows, cuts = self.span(start, end)
         return [rows[a:b] for a, b in pairwise(cuts.tolist())]
 
 
@@ -229,13 +235,17 @@ def load_manifest(index_dir: Path) -> Manifest | None:
     return read_manifest(version) if version else None
 
 
-def check_compatible(manifest: Manifest, model_id: str, chunking: str) -> None:
-    """Refuse an index built by another format, model or chunking: its vectors would give wrong hits."""
+def _check_format(manifest: Manifest) -> None:
     if manifest.format_version != FORMAT_VERSION:
         raise IndexIncompatibleError(
             f"the index uses format {manifest.format_version}, this Rolecall reads format"
             f" {FORMAT_VERSION}; it must be rebuilt"
         )
+
+
+def check_compatible(manifest: Manifest, model_id: str, chunking: str) -> None:
+    """Refuse an index built by another format, model or chunking: its vectors would give wrong hits."""
+    _check_format(manifest)
     if manifest.model_id != model_id:
         raise IndexIncompatibleError(
             f"the index was built with model '{manifest.model_id}', the configured model is"
@@ -245,17 +255,15 @@ def check_compatible(manifest: Manifest, model_id: str, chunking: str) -> None:
         raise IndexIncompatibleError("the index was built with other chunking settings; it must be rebuilt")
 
 
-def load(index_dir: Path) -> StoredIndex:
-    """Read the live version: manifest, passages and vectors, checked against each other."""
+def load(index_dir: Path, sentences_in_memory_bytes: int = 0) -> StoredIndex:
+    """Read the live version: manifest, passages and vectors, checked against each other.
+
+    Sentence vectors up to `sentences_in_memory_bytes` are read into memory (PassageRows)."""
     version = current_version(index_dir)
     if version is None:
         raise IndexMissingError(f"no index in {index_dir}: run `rolecall index` first")
     manifest = read_manifest(version)
-    if manifest.format_version != FORMAT_VERSION:
-        raise IndexIncompatibleError(
-            f"the index uses format {manifest.format_version}, this Rolecall reads format"
-            f" {FORMAT_VERSION}; it must be rebuilt"
-        )
+    _check_format(manifest)
     try:
         passages = [
             Passage(**json.loads(line))
@@ -263,8 +271,6 @@ def load(index_dir: Path) -> StoredIndex:
             if line
         ]
         vectors = _load_rows(version / VECTORS_FILE)  # mapped: an HNSW graph holds its own copy
-        sentence_vectors = _load_rows(version / SENTENCES_FILE)
-        offsets = np.load(version / SENTENCE_OFFSETS_FILE, allow_pickle=False)
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise IndexCorruptError(f"the index in {version} is damaged ({exc})") from exc
     if (
@@ -273,35 +279,32 @@ def load(index_dir: Path) -> StoredIndex:
         or vectors.shape != (manifest.passage_count, manifest.dimension)
     ):
         raise IndexCorruptError(f"the index in {version} is damaged (passage and vector counts differ)")
-    if (
-        offsets.shape != (manifest.passage_count + 1,)
-        or sentence_vectors.dtype != np.float32
-        or sentence_vectors.ndim != 2
-        or sentence_vectors.shape[1:] != (manifest.dimension,)
-        or int(offsets[0]) != 0
-        or int(offsets[-1]) != sentence_vectors.shape[0]
-        or bool(np.any(np.diff(offsets) < 1))
-    ):
-        raise IndexCorruptError(f"the index in {version} is damaged (sentence vectors do not match)")
+    sentences = _load_passage_rows(
+        version, manifest, (SENTENCES_FILE, SENTENCE_OFFSETS_FILE, "sentence"), sentences_in_memory_bytes
+    )
+    tokens = None
+    if (version / TOKENS_FILE).exists():
+        tokens = _load_passage_rows(version, manifest, (TOKENS_FILE, TOKEN_OFFSETS_FILE, "token"), 0)
     return StoredIndex(
         version,
         manifest,
         passages,
         np.ascontiguousarray(vectors, dtype=np.float32),
-        sentence_vectors,
-        offsets.astype(np.int64),
+        sentences,
         read_dense(version, manifest),
-        _load_tokens(version, manifest),
+        tokens,
     )
 
 
-def _load_tokens(version: Path, manifest: Manifest) -> TokenRows | None:
-    """The version's token vectors, checked against its passages; None when it has none."""
-    if not (version / TOKENS_FILE).exists():
-        return None
+def _load_passage_rows(
+    version: Path, manifest: Manifest, files: tuple[str, str, str], in_memory_bytes: int
+) -> PassageRows:
+    """A rows file and its offsets file, checked against the manifest's passages; `files` is (rows file,
+    offsets file, what the rows are)."""
+    rows_file, offsets_file, what = files
     try:
-        rows: npt.NDArray[np.float32] = np.load(version / TOKENS_FILE, mmap_mode="r", allow_pickle=False)
-        offsets = np.load(version / TOKEN_OFFSETS_FILE, allow_pickle=False)
+        rows = _load_rows(version / rows_file)
+        offsets = np.load(version / offsets_file, allow_pickle=False)
     except (OSError, ValueError, TypeError, EOFError) as exc:
         raise IndexCorruptError(f"the index in {version} is damaged ({exc})") from exc
     if (
@@ -313,8 +316,8 @@ def _load_tokens(version: Path, manifest: Manifest) -> TokenRows | None:
         or int(offsets[-1]) != rows.shape[0]
         or bool(np.any(np.diff(offsets) < 1))
     ):
-        raise IndexCorruptError(f"the index in {version} is damaged (token vectors do not match)")
-    return TokenRows(rows, offsets.astype(np.int64))
+        raise IndexCorruptError(f"the index in {version} is damaged ({what} vectors do not match)")
+    return PassageRows(rows, offsets.astype(np.int64), in_memory_bytes)
 
 
 def write_dense(dense: Any, path: Path) -> None:

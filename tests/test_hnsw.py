@@ -51,8 +51,7 @@ def test_past_the_threshold_the_graph_answers_the_eval_questions_like_exact_sear
         stored.passages,
         stored.vectors,
         graph.keyword,
-        stored.sentence_vectors,
-        stored.sentence_offsets,
+        stored.sentences,
         tokens=stored.tokens,
     )
     assert exact.dense_index == "flat"

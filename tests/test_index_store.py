@@ -178,7 +178,7 @@ def test_large_sentence_files_are_read_per_passage_with_the_same_rows(
     in_memory = SearchIndex.open(tmp_path / "idx")
     monkeypatch.setattr("index.search.SENTENCES_IN_MEMORY_BYTES", 0)  # as if the file were large
     read_per_passage = SearchIndex.open(tmp_path / "idx")
-    assert not isinstance(in_memory.sentence_vectors, np.memmap)
-    assert isinstance(read_per_passage.sentence_vectors, np.memmap)
+    assert not in_memory.sentences.read_per_passage
+    assert read_per_passage.sentences.read_per_passage
     for pid in range(len(in_memory.passages)):
         assert np.array_equal(in_memory.sentence_rows(pid), read_per_passage.sentence_rows(pid))
