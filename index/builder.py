@@ -147,9 +147,7 @@ def build_index(
             return report
 
         new_passages = [p for _, ps in fresh for p in ps]
-        new_vectors: np.ndarray | None = None
-        new_sentences: tuple[np.ndarray, np.ndarray] | None = None
-        new_tokens: list[TokenVectors] | None = None
+        new: _Source | None = None
         fresh_ids = {id(record) for record, _ in fresh}
         kept = [r for r in kept_records if not r.skipped_reason and id(r) not in fresh_ids]
         # Token vectors only for a small index, and only if the kept documents' are there to reuse
@@ -160,19 +158,13 @@ def build_index(
             embedder = embedder_factory()
             report.model_loaded = True
             with_tokens = with_tokens and isinstance(embedder, TokenEmbedder)
-            new_vectors, new_sentences, new_tokens = _embed_passages(
-                embedder, new_passages, say, show_progress_bar, with_tokens
-            )
+            new = _embed_passages(embedder, new_passages, say, show_progress_bar, with_tokens)
             report.embedded_passages = len(new_passages)
         dimension = (
-            int(new_vectors.shape[1])
-            if new_vectors is not None
-            else previous.manifest.dimension
-            if previous
-            else 0
+            int(new.vectors.shape[1]) if new is not None else previous.manifest.dimension if previous else 0
         )
-        records, passages, vectors, sentence_vectors, offsets = _assemble(
-            kept_records, fresh, new_vectors, new_sentences, previous, dimension
+        records, passages, vectors, sentence_vectors, offsets, tokens = _assemble(
+            kept_records, fresh, new or _Source.empty(dimension), previous, dimension, with_tokens
         )
         manifest = Manifest(
             format_version=store.FORMAT_VERSION,
@@ -188,8 +180,7 @@ def build_index(
         normalise = default_normaliser()
         keyword = KeywordIndex.build([normalise(f"{p.section} {p.text}") for p in passages])
         writers: list[tuple[str, Callable[[Path], None]]] = [(KEYWORD_FOLDER, keyword.save)]
-        if with_tokens:
-            tokens = _assemble_tokens(kept_records, fresh, new_tokens or [], previous)
+        if tokens is not None:
             writers.extend(store.token_writers(tokens, dimension))
         if manifest.dense != store.FLAT:
             say(f"building the HNSW graph of {len(passages)} passages")
@@ -260,9 +251,9 @@ def _embed_passages(
     say: ProgressCallback,
     show_progress_bar: bool,
     with_tokens: bool = False,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], list[TokenVectors] | None]:
-    """Passage vectors, the vectors of their sentences (for the highlight) with per-passage offsets,
-    and with `with_tokens` the passages' token vectors (for reranking) from the same pass.
+) -> _Source:
+    """The passages with their vectors, the vectors of their sentences (for the highlight) and, with
+    `with_tokens`, their token vectors (for reranking) from the same pass.
 
     Passages and distinct sentences go to the model in one call, so its length-sorted batches mix
     them; a sentence repeated by overlapping windows is embedded once.
@@ -281,86 +272,78 @@ def _embed_passages(
     rows = [row_of[s] for sentences in sentence_lists for s in sentences]
     offsets = np.concatenate([[0], np.cumsum([len(sentences) for sentences in sentence_lists])])
     sentence_vectors = distinct_vectors[np.asarray(rows, dtype=np.int64)].reshape(-1, vectors.shape[1])
-    return passage_vectors, (sentence_vectors, offsets.astype(np.int64)), tokens
+    sentences = store.PassageRows(sentence_vectors, offsets.astype(np.int64))
+    token_block = None if tokens is None else (lambda start, end: tokens[start:end])
+    return _Source(passages, passage_vectors, sentences, token_block)
 
 
-def _assemble_tokens(
-    records: list[DocumentRecord],
-    fresh: list[tuple[DocumentRecord, list[Passage]]],
-    new_tokens: list[TokenVectors],
-    previous: store.StoredIndex | None,
-) -> list[TokenVectors]:
-    """The token vectors of the assembled passages: new documents' from this build, the others' from
-    the previous version (the same order as _assemble's records)."""
-    fresh_tokens: dict[int, list[TokenVectors]] = {}
-    offset = 0
-    for record, passages in fresh:
-        fresh_tokens[id(record)] = new_tokens[offset : offset + len(passages)]
-        offset += len(passages)
-    tokens: list[TokenVectors] = []
-    for record in records:
-        if record.skipped_reason:
-            continue
-        if id(record) in fresh_tokens:
-            tokens.extend(fresh_tokens[id(record)])
-        else:
-            assert previous is not None and previous.tokens is not None
-            start = record.first_passage  # a kept record still holds its place in the previous version
-            tokens.extend(previous.tokens.block(start, start + record.passage_count))
-    return tokens
+@dataclass(frozen=True)
+class _Source:
+    """Passages and their vectors that a new version copies documents from: this build's or the
+    previous version's. A document's rows are passages start..end of its source."""
+
+    passages: Sequence[Passage]
+    vectors: np.ndarray
+    sentences: store.PassageRows
+    token_block: Callable[[int, int], list[TokenVectors]] | None  # None: no token vectors
+
+    @classmethod
+    def of_version(cls, version: store.StoredIndex) -> _Source:
+        tokens = version.tokens
+        return cls(version.passages, version.vectors, version.sentences, tokens.block if tokens else None)
+
+    @classmethod
+    def empty(cls, dimension: int) -> _Source:
+        rows = np.zeros((0, dimension), dtype=np.float32)
+        return cls([], rows, store.PassageRows(rows, np.zeros(1, dtype=np.int64)), lambda _start, _end: [])
 
 
 def _assemble(
     records: list[DocumentRecord],
     fresh: list[tuple[DocumentRecord, list[Passage]]],
-    new_vectors: np.ndarray | None,
-    new_sentences: tuple[np.ndarray, np.ndarray] | None,
+    new: _Source,
     previous: store.StoredIndex | None,
     dimension: int,
-) -> tuple[list[DocumentRecord], list[Passage], np.ndarray, np.ndarray, np.ndarray]:
-    """Lay documents out in scan order, reusing old passages and vectors for unchanged ones.
+    with_tokens: bool,
+) -> tuple[list[DocumentRecord], list[Passage], np.ndarray, np.ndarray, np.ndarray, list[TokenVectors] | None]:
+    """Lay documents out in scan order: new and changed ones from `new` (in `fresh` order), unchanged
+    ones from the previous version, where a kept record still holds its place.
 
-    Returns records, passages, passage vectors, sentence vectors and the P+1 sentence offsets.
+    Returns records, passages, passage vectors, sentence vectors, the P+1 sentence offsets and, with
+    `with_tokens`, one token-vector array per passage.
     """
-    empty = np.zeros((0, dimension), dtype=np.float32)
-    fresh_rows: dict[int, tuple[list[Passage], np.ndarray, np.ndarray, np.ndarray]] = {}
+    new_span: dict[int, tuple[int, int]] = {}
     offset = 0
     for record, passages in fresh:
-        end = offset + len(passages)
-        if new_vectors is not None and new_sentences is not None:
-            sentence_vectors, sentence_offsets = new_sentences
-            first, last = int(sentence_offsets[offset]), int(sentence_offsets[end])
-            fresh_rows[id(record)] = (
-                passages,
-                new_vectors[offset:end],
-                sentence_vectors[first:last],
-                sentence_offsets[offset : end + 1] - first,
-            )
-        else:
-            fresh_rows[id(record)] = (passages, empty, empty, np.zeros(1, dtype=np.int64))
-        offset = end
+        new_span[id(record)] = (offset, offset + len(passages))
+        offset += len(passages)
+    old = _Source.of_version(previous) if previous is not None else None
     out_records: list[DocumentRecord] = []
     out_passages: list[Passage] = []
     blocks: list[np.ndarray] = []
     sentence_blocks: list[np.ndarray] = []
     counts: list[np.ndarray] = []
+    tokens: list[TokenVectors] | None = [] if with_tokens else None
     for record in records:
         if record.skipped_reason:
             out_records.append(record)
             continue
-        if id(record) in fresh_rows:
-            passages, rows, sentence_rows, sentence_offsets = fresh_rows[id(record)]
+        if id(record) in new_span:
+            source, (start, end) = new, new_span[id(record)]
         else:
-            assert previous is not None
-            start, end = record.first_passage, record.first_passage + record.passage_count
-            passages, rows = previous.passages[start:end], previous.vectors[start:end]
-            sentence_rows, sentence_offsets = previous.sentences.span(start, end)
-        out_records.append(replace(record, first_passage=len(out_passages), passage_count=len(passages)))
-        out_passages.extend(passages)
-        blocks.append(np.asarray(rows, dtype=np.float32).reshape(-1, dimension))
+            assert old is not None
+            source, start, end = old, record.first_passage, record.first_passage + record.passage_count
+        out_records.append(replace(record, first_passage=len(out_passages), passage_count=end - start))
+        out_passages.extend(source.passages[start:end])
+        blocks.append(np.asarray(source.vectors[start:end], dtype=np.float32).reshape(-1, dimension))
+        sentence_rows, sentence_offsets = source.sentences.span(start, end)
         sentence_blocks.append(np.asarray(sentence_rows, dtype=np.float32).reshape(-1, dimension))
         counts.append(np.diff(sentence_offsets))
+        if tokens is not None:
+            assert source.token_block is not None
+            tokens.extend(source.token_block(start, end))
+    empty = np.zeros((0, dimension), dtype=np.float32)
     vectors = np.concatenate(blocks) if blocks else empty
     sentence_vectors = np.concatenate(sentence_blocks) if sentence_blocks else empty
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts))]) if counts else np.zeros(1)
-    return out_records, out_passages, vectors, sentence_vectors, offsets.astype(np.int64)
+    return out_records, out_passages, vectors, sentence_vectors, offsets.astype(np.int64), tokens
