@@ -71,7 +71,10 @@ class KeywordIndex:
 
         retriever = bm25s.BM25()  # method "lucene": no per-term score for passages without the term
         corpus = [tokenize(text) or ["\u2205"] for text in texts]
-        retriever.index(corpus, show_progress=False)
+        # Term ids in order of first use, not bm25s's set order: the same passages give the same files
+        vocabulary: dict[str, int] = {}
+        ids = [[vocabulary.setdefault(term, len(vocabulary)) for term in terms] for terms in corpus]
+        retriever.index((ids, vocabulary), show_progress=False)
         scores = retriever.scores
         return cls(
             dict(retriever.vocab_dict), scores["data"], scores["indices"], scores["indptr"], len(texts), retriever

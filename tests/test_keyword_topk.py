@@ -83,3 +83,45 @@ def test_scores_read_from_the_saved_arrays_equal_bm25s_own(tmp_path: Path) -> No
             assert got.dtype == np.float32
             np.testing.assert_array_equal(got, expected, err_msg=question)
     assert loaded.scores("kubernetes").argmax() == 1
+
+
+def test_the_same_passages_give_byte_identical_keyword_files_in_any_process(tmp_path: Path) -> None:
+    """A rebuild of unchanged knowledge writes the same files, whatever the process's hash seed (bm25s
+    alone numbers terms in set order, which changes with it), and scores as bm25s's own indexing does."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import bm25s
+
+    from index.keyword import tokenize
+
+    texts = [
+        "Senior back-end engineers earn $120,000 to $150,000 and own services end to end.",
+        "Kubernetes, Terraform and AWS: the platform team's daily tools.",
+        "A staff engineer writes design documents and mentors seniors.",
+        "",
+    ]
+    script = (
+        "import sys, json; from pathlib import Path; from index.keyword import KeywordIndex; "
+        "KeywordIndex.build(json.loads(sys.argv[1])).save(Path(sys.argv[2]))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run(
+            [sys.executable, "-c", script, json.dumps(texts), str(tmp_path / seed)], check=True, cwd=root, env=env
+        )
+    files = sorted(p.name for p in (tmp_path / "1").iterdir())
+    assert "vocab.index.json" in files and files == sorted(p.name for p in (tmp_path / "2").iterdir())
+    for name in files:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+
+    own = bm25s.BM25()
+    own.index([tokenize(t) or ["\u2205"] for t in texts], show_progress=False)
+    loaded = KeywordIndex.load(tmp_path / "1", len(texts))
+    for question in ("kubernetes tools", "staff engineer design documents", "$120,000 senior", "banana"):
+        terms = [t for t in tokenize(question) if t in own.vocab_dict]
+        expected = own.get_scores(terms) if terms else np.zeros(len(texts), dtype=np.float32)
+        np.testing.assert_array_equal(loaded.scores(question), expected, err_msg=question)
