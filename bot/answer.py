@@ -77,7 +77,7 @@ class Answer:
             return f"Hi! I answer career questions{example} with passages from my documents, each with its source. {known}"
         ask_about = (
             "Ask about responsibilities, skills, tools, education, pay, where the jobs are, "
-            "how to get there or interviews."
+            "how to become one, or interviews."
             if self.known_roles
             else "Ask about one of those."
         )
