@@ -94,6 +94,22 @@ def test_only_the_changed_document_is_re_embedded(small_knowledge: Path, tmp_pat
     assert not any(p.source == "site-reliability-engineer.md" for p in after.passages)
 
 
+def test_a_removed_document_drops_out_without_loading_the_model(small_knowledge: Path, tmp_path: Path) -> None:
+    embedder = FakeEmbedder()
+    _build(small_knowledge, tmp_path / "idx", embedder)
+    before = SearchIndex.open(tmp_path / "idx")
+    (small_knowledge / "site-reliability-engineer.md").unlink()
+    calls: list[int] = []
+    report = _build(small_knowledge, tmp_path / "idx", embedder, calls)
+    assert calls == [] and report.wrote_new_version and report.removed == ["site-reliability-engineer.md"]
+    after = SearchIndex.open(tmp_path / "idx")
+    kept = [i for i, p in enumerate(before.passages) if p.source != "site-reliability-engineer.md"]
+    assert [before.passages[i] for i in kept] == list(after.passages) and len(after) == report.passages
+    for new, old in enumerate(kept):
+        assert np.array_equal(before.vectors[old], after.vectors[new])
+        assert np.array_equal(before.sentence_rows(old), after.sentence_rows(new))
+
+
 def test_unreadable_files_are_skipped_with_a_reason_and_the_build_goes_on(
     small_knowledge: Path, tmp_path: Path
 ) -> None:
