@@ -11,7 +11,8 @@ times their late-interaction score: the mean, over the question's word pieces (s
 each one's best cosine to a word piece of the passage; the token vectors come out of the same model
 passes as the question's and the passages' vectors. The top passages are then de-duplicated and, for
 comparisons, drawn from each named role in turn. Each passage's highlight is its prose sentence closest
-to the question (or to question and aspect together); the closest sentence's cosine is the hit's score,
+to the question (or to question and aspect together), among those naming what the question names when
+some do ("London"); the closest sentence's cosine is the hit's score,
 comparable across questions. Sentence vectors are computed when the index is built, so answering embeds
 only the question.
 
@@ -35,6 +36,7 @@ import numpy.typing as npt
 from index.batching import QueryBatcher
 from index.chunking import is_prose, passage_sentences, split_sentences
 from index.embedding import Embedder, TokenVectors, Vectors, query_embedding
+from index.keyword import tokenize
 from index.roles import RoleDocument, RoleMatcher, is_comparison
 from index.search import SearchIndex
 from index.terms import default_normaliser, whole_words
@@ -299,7 +301,10 @@ class Retriever:
         an acronym) that some sentences of the passage contain, as typed or, for an acronym, spelled out as
         the terms table does, the highlight is the closest of those sentences; the hit is marked `exact`
         when the term is there as typed. Otherwise lines of code and space-aligned columns are passed over
-        while the passage has a prose sentence, and for a question naming one role the highlight is the
+        while the passage has a prose sentence; when the question names something some sentences name (a
+        city, a company, a tool: `_naming_rows`), the highlight is one of those, as only the highlight
+        reliably survives trimming ("how much do SREs make in London?" shows the UK pay sentence, not the
+        US one closest to "how much do SREs make"); and for a question naming one role the highlight is the
         sentence (not a list's lead-in) with the highest sum of its cosines to the question and to the
         question's aspect (`Aspect.cosines`): "which companies hire software engineers?" highlights
         "Employers range from big tech and startups to banks…", not the section's opening about the role.
@@ -308,6 +313,7 @@ class Retriever:
         results: list[list[Hit]] = []
         for question, row, vector, aspect in zip(questions, chosen, query_vectors, aspects, strict=True):
             literals = literal_terms(question)
+            asked = asked_words(question)
             hits: list[Hit] = []
             for candidate in row:
                 passage = candidate.passage
@@ -321,9 +327,13 @@ class Retriever:
                 pool = spelled or prose_rows
                 closest = max(pool, key=lambda i: similarities[i])
                 shown = closest
+                naming = [] if spelled else _naming_rows(asked, passage, pool)
                 if aspect is not None and not spelled:
                     answering = similarities + HIGHLIGHT_ASPECT_WEIGHT * aspect.cosines(rows)
-                    shown = max([i for i in pool if _says_something(sentences[i])] or pool, key=lambda i: answering[i])
+                    choices = [i for i in naming or pool if _says_something(sentences[i])] or naming or pool
+                    shown = max(choices, key=lambda i: answering[i])
+                elif naming:
+                    shown = max(naming, key=lambda i: similarities[i])
                 hits.append(Hit(passage, float(similarities[closest]), sentences[shown], exact=bool(typed)))
             results.append(hits)
         return results
@@ -376,6 +386,37 @@ def _spelled_out(acronym: str) -> re.Pattern[str] | None:
 
 
 _KEPT_ACRONYM = re.compile(r"(\S+) \((.+)\)")
+
+
+_CAPITALISED = re.compile(r"(?<=[\w,;:)] )[A-Z][a-z]{2,}(?![\w-])")  # a word capitalised inside a sentence
+_LOWER_CASE_WORD = re.compile(r"(?<![\w-])[a-z][a-z0-9]{2,}(?![\w-])")
+
+
+def asked_words(question: str) -> dict[str, frozenset[str]]:
+    """The question's words of three letters or more, each with its keyword stems (none for a stopword)."""
+    return {w: frozenset(tokenize(w)) for w in _LOWER_CASE_WORD.findall(question.lower())}
+
+
+def _naming_rows(asked: dict[str, frozenset[str]], passage: Passage, pool: Sequence[int]) -> list[int]:
+    """The rows of `pool` whose sentence names something the question names, in any case ("London",
+    "Spark"). Words of the passage's headings do not count: every sentence of a role page is about it."""
+    heading, names = _names_of(passage)
+    named = {w for w, stems in asked.items() if stems - heading}
+    return [i for i in pool if names[i] & named] if named else []
+
+
+@lru_cache(maxsize=4096)
+def _names_of(passage: Passage) -> tuple[frozenset[str], tuple[frozenset[str], ...]]:
+    """The keyword stems of a passage's headings, and each sentence's names: words the passage capitalises
+    inside its sentences and never writes in lower case ("Counter" beside "a counter" is no name).
+    Fragments and list lead-ins get none."""
+    sentences, _ = _sentences_of(passage)
+    common = set(_LOWER_CASE_WORD.findall(passage.text))
+    names = tuple(
+        frozenset({w.lower() for w in _CAPITALISED.findall(s)} - common) if _says_something(s) else frozenset()
+        for s in sentences
+    )
+    return frozenset(tokenize(passage.section)), names
 
 
 def _says_something(sentence: str) -> bool:

@@ -83,3 +83,19 @@ def _in_section(trail: str, section: str) -> bool:
     """Is a passage under "Title > Section" (the page's opening counts as its responsibilities)?"""
     last = trail.split(" > ")[-1]
     return last.startswith(section) or (section == "Responsibilities" and " > " not in trail)
+
+
+def test_a_place_or_tool_the_question_names_picks_the_highlight(bundled: RolecallService) -> None:
+    """The pay sentence closest to "how much do SREs make" is the US one; asked about London, in any case,
+    people should see the UK sentence that names it."""
+    for question, named in (
+        ("how much do SREs make in London?", "London"),
+        ("how much does a data engineer earn in london", "London"),
+        ("does a data engineer need to know spark?", "Spark"),
+    ):
+        first = bundled.ask(question).hits[0]
+        assert named in first.highlight, (question, first.passage.section, first.highlight)
+    plain = bundled.ask("how much do SREs make?").hits[0]
+    london = bundled.ask("how much do SREs make in London?").hits[0]
+    assert plain.passage.section.endswith("Pay") and "United States" in plain.highlight
+    assert london.passage == plain.passage and "United Kingdom" in london.highlight
