@@ -142,3 +142,11 @@ def make_service(knowledge: Path, index_dir: Path, embedder: object, **overrides
         max_file_bytes=20 * 1024 * 1024,
     )
     return RolecallService(config, embedder)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def bundled(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> RolecallService:
+    """A service over the bundled knowledge with the real model, built once for the run; tests only ask it."""
+    service = make_service(BUNDLED_KNOWLEDGE, tmp_path_factory.mktemp("bundled") / "idx", real_embedder)
+    service.open()
+    return service

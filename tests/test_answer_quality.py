@@ -20,13 +20,6 @@ from tests.conftest import (
 )
 
 
-@pytest.fixture(scope="module")
-def bundled(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> RolecallService:
-    service = make_service(BUNDLED_KNOWLEDGE, tmp_path_factory.mktemp("bundled") / "idx", real_embedder)
-    service.open()
-    return service
-
-
 def test_an_alias_from_front_matter_finds_the_role(bundled: RolecallService) -> None:
     top = bundled.ask("What does an SRE earn?").hits[0]
     assert top.passage.source == "site-reliability-engineer.md"

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from bot.evaluation import evaluate, read_cases
 from bot.service import RolecallService
-from index.embedding import SentenceTransformerEmbedder
-from tests.conftest import BUNDLED_KNOWLEDGE, REPO, make_service
+from tests.conftest import BUNDLED_KNOWLEDGE, REPO
 
 EVAL_FILE = REPO / "eval" / "knowledge.jsonl"
-
-
-@pytest.fixture(scope="module")
-def bundled(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> RolecallService:
-    service = make_service(BUNDLED_KNOWLEDGE, tmp_path_factory.mktemp("bundled") / "idx", real_embedder)
-    service.open()
-    return service
 
 
 def test_bundled_knowledge_answers_the_teams_questions(bundled: RolecallService) -> None:
