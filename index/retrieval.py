@@ -394,7 +394,12 @@ _LOWER_CASE_WORD = re.compile(r"(?<![\w-])[a-z][a-z0-9]{2,}(?![\w-])")
 
 def asked_words(question: str) -> dict[str, frozenset[str]]:
     """The question's words of three letters or more, each with its keyword stems (none for a stopword)."""
-    return {w: frozenset(tokenize(w)) for w in _LOWER_CASE_WORD.findall(question.lower())}
+    return {w: _stems(w) for w in _LOWER_CASE_WORD.findall(question.lower())}
+
+
+@lru_cache(maxsize=16384)
+def _stems(word: str) -> frozenset[str]:
+    return frozenset(tokenize(word))
 
 
 def _naming_rows(asked: dict[str, frozenset[str]], passage: Passage, pool: Sequence[int]) -> list[int]:
