@@ -146,7 +146,7 @@ class Run:
 class Runner:
     """Runs commands in a clean environment (no ROLECALL_* from the caller) and measures each one."""
 
-    def __init__(self, scratch: Path, timeout: float, query_precision: str = "auto") -> None:
+    def __init__(self, scratch: Path, timeout: float, query_precision: str = "fp32") -> None:
         self.scratch = scratch
         self.timeout = timeout
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ROLECALL_", "SLACK_", "DISCORD_"))}
@@ -873,7 +873,7 @@ class Options:
     ef_construction: int
     target_recall: float
     keep: bool
-    query_precision: str = "auto"
+    query_precision: str = "fp32"
     whole_ask_only: bool = False
     pipelines: bool = field(default=True)
 
@@ -1294,9 +1294,9 @@ def parse(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--query-precision",
         choices=["auto", "int8", "fp32"],
-        default="auto",
-        help="ROLECALL_QUERY_PRECISION of Rolecall's processes (auto, the default: int8 on a CPU with VNNI or"
-        " AMX, else fp32; int8; fp32: the exact model)",
+        default="fp32",
+        help="ROLECALL_QUERY_PRECISION of Rolecall's processes (fp32, the default: the exact model; int8; auto:"
+        " int8 on a CPU with VNNI or AMX, else fp32)",
     )
     parser.add_argument(
         "--whole-ask-only", action="store_true", help="with --scale: only the whole-ask table, not the search one"

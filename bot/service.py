@@ -62,7 +62,7 @@ class ServiceConfig:
     fusion: Fusion = "weighted"  # "rrf" only to measure reciprocal rank fusion against it (bench/quality.py)
     model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
     embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
-    query_precision: QueryPrecision = "auto"  # ONNX: questions through the int8 copy ("int8"), the exact model, or by CPU
+    query_precision: QueryPrecision = "fp32"  # ONNX: questions through the exact model, the int8 copy ("int8"), or by CPU
     threads: int = 0  # inference threads; 0: every CPU this process may use
     vector_store: Literal["faiss", "qdrant"] = "faiss"  # qdrant: answer from the engine, publish reindexes there
     qdrant_url: str = ""  # a Qdrant server; else qdrant_path (local mode), else memory

@@ -59,12 +59,12 @@ class Settings(BaseSettings):
         description="`onnx` (ONNX Runtime, exported once from the packaged model; falls back to torch) or `torch`",
     )
     query_precision: QueryPrecision = Field(
-        default="auto",
+        default="fp32",
         alias="ROLECALL_QUERY_PRECISION",
-        description="`int8`: questions go through a block-wise int8 copy of the ONNX model, made once beside it"
-        " (the same eval figures; 0.83x the query embedding time on a CPU with VNNI or AMX, 1.7x on one with"
-        " AVX2 alone); `fp32`: the exact model; `auto`: int8 where the CPU has VNNI or AMX, else fp32."
-        " Documents are always embedded in fp32",
+        description="`fp32`: questions go through the exact model; `int8`: through a block-wise int8 copy of"
+        " the ONNX model, made once beside it (0.83-0.86x the query embedding time on a CPU with VNNI or AMX,"
+        " 1.7x on one with AVX2 alone; some top-3 lists change, see bench/README.md); `auto`: int8 where the"
+        " CPU has VNNI or AMX, else fp32. Documents are always embedded in fp32",
     )
     threads: int = Field(
         default=0, ge=0, le=256, alias="ROLECALL_THREADS", description="inference threads; 0: every CPU we may use"

@@ -162,7 +162,7 @@ def create_embedder(
     backend: str = "onnx",
     cache_dir: Path | None = None,
     threads: int = 0,
-    query_precision: QueryPrecision = "auto",
+    query_precision: QueryPrecision = "fp32",
 ) -> Embedder:
     """The configured embedder, loaded on first use: ONNX Runtime (needs a cache folder) or torch."""
     if backend == "onnx" and cache_dir is not None:

@@ -262,11 +262,11 @@ class OnnxEmbedder:
     """ONNX Runtime + tokenizers; exports on first need, falls back to sentence-transformers on failure.
 
     Documents go through the fp32 graph, so stored vectors are the torch model's. Questions go through
-    the block-wise int8 copy of it (`quantise_for_queries`) when `query_precision` is "int8" (or "auto"
-    on a CPU with int8 dot products, `resolve_query_precision`), else through the fp32 graph. The
-    question session is made on first use and kept; documents get a session of their own for each call,
-    released after it, so a process that only answers never loads the fp32 graph and a serving process
-    does not keep a reindex's memory.
+    the fp32 graph too (the default), or through the block-wise int8 copy of it (`quantise_for_queries`)
+    when `query_precision` is "int8" (or "auto" on a CPU with int8 dot products,
+    `resolve_query_precision`). The question session is made on first use and kept; documents get a
+    session of their own for each call, released after it, so a serving process does not keep a
+    reindex's memory.
     """
 
     def __init__(
@@ -275,7 +275,7 @@ class OnnxEmbedder:
         cache_dir: Path,
         threads: int = 0,
         batch_size: int = BATCH_SIZE,
-        query_precision: QueryPrecision = "auto",
+        query_precision: QueryPrecision = "fp32",
     ) -> None:
         self.model_id = spec.model_id  # same document vectors as the torch model, so indexes are interchangeable
         self._spec = spec
