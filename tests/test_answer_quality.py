@@ -50,7 +50,7 @@ def test_an_acronym_the_documents_use_is_matched_as_they_write_it(bundled: Rolec
         ("how much does a senior software engineer make?", "Senior Software Engineer > Pay"),
         ("what does a senior software engineer do day to day?", "Senior Software Engineer > Responsibilities"),
         ("what does a data engineer do day to day?", "Data Engineer > Responsibilities"),
-        ("what skills should a senior back-end engineer have?", "Senior Back-End Software Engineer > Skills and languages"),
+        ("what skills should a senior back-end engineer have?", "Senior Back-End Software Engineer > Skills a senior back-end software engineer needs"),
     ],
 )
 def test_a_question_naming_a_role_gets_the_section_it_asks_about(
