@@ -17,19 +17,27 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of a paragraph; list items and other lines each stand alone."""
+    return [sentence for line in _logical_lines(text) for sentence in _line_sentences(line)]
+
+
+def _sentences_and_line_starts(text: str) -> list[tuple[str, bool]]:
+    """split_sentences, each with whether it begins a line (a paragraph, list item or table row)."""
+    return [(sentence, i == 0) for line in _logical_lines(text) for i, sentence in enumerate(_line_sentences(line))]
+
+
+def _line_sentences(line: str) -> list[str]:
     sentences: list[str] = []
-    for line in _logical_lines(text):
-        start = 0
-        for match in _SENTENCE_END.finditer(line):
-            candidate = line[start : match.start()].strip()
-            last_word = candidate.rsplit(" ", 1)[-1].rstrip(".").lower()
-            if last_word in _ABBREVIATIONS or len(candidate) < 2:
-                continue
-            sentences.append(candidate)
-            start = match.end()
-        tail = line[start:].strip()
-        if tail:
-            sentences.append(tail)
+    start = 0
+    for match in _SENTENCE_END.finditer(line):
+        candidate = line[start : match.start()].strip()
+        last_word = candidate.rsplit(" ", 1)[-1].rstrip(".").lower()
+        if last_word in _ABBREVIATIONS or len(candidate) < 2:
+            continue
+        sentences.append(candidate)
+        start = match.end()
+    tail = line[start:].strip()
+    if tail:
+        sentences.append(tail)
     return sentences
 
 
@@ -119,36 +127,39 @@ def chunk_document(
         prefix_tokens = count_tokens(f"{label}: ")
         budget = min(target_tokens, max_tokens) - prefix_tokens
         budget = max(budget, 16)
-        pieces = _fit_sentences(split_sentences(section.text), count_tokens, budget)
+        pieces = _fit_sentences(_sentences_and_line_starts(section.text), count_tokens, budget)
         for window in _windows(pieces, count_tokens, budget, overlap_sentences):
             passages.append(Passage(document.source, document.title, label, window))
     return passages
 
 
-def _fit_sentences(sentences: list[str], count_tokens: Callable[[str], int], budget: int) -> list[str]:
-    """Cut any sentence longer than the budget into word runs that fit."""
-    fitted: list[str] = []
-    for sentence in sentences:
+def _fit_sentences(
+    sentences: list[tuple[str, bool]], count_tokens: Callable[[str], int], budget: int
+) -> list[tuple[str, bool]]:
+    """Cut any sentence longer than the budget into word runs that fit (the first run keeps its line start)."""
+    fitted: list[tuple[str, bool]] = []
+    for sentence, starts_line in sentences:
         if count_tokens(sentence) <= budget:
-            fitted.append(sentence)
+            fitted.append((sentence, starts_line))
             continue
         words = sentence.split()
         run: list[str] = []
         for word in words:
             if run and count_tokens(" ".join([*run, word])) > budget:
-                fitted.append(" ".join(run))
+                fitted.append((" ".join(run), starts_line))
+                starts_line = False
                 run = []
             run.append(word)
         if run:
-            fitted.append(" ".join(run))
+            fitted.append((" ".join(run), starts_line))
     return fitted
 
 
 def _windows(
-    sentences: list[str], count_tokens: Callable[[str], int], budget: int, overlap: int
+    sentences: list[tuple[str, bool]], count_tokens: Callable[[str], int], budget: int, overlap: int
 ) -> list[str]:
     """Greedy sentence windows under the budget, each starting with the previous one's last sentences."""
-    costs = [count_tokens(sentence) - 2 for sentence in sentences]  # minus [CLS] and [SEP]
+    costs = [count_tokens(sentence) - 2 for sentence, _ in sentences]  # minus [CLS] and [SEP]
     windows: list[str] = []
     start = 0
     while start < len(sentences):
@@ -164,14 +175,6 @@ def _windows(
     return windows
 
 
-def _join(sentences: Sequence[str]) -> str:
-    """Rejoin sentences, keeping list items and table rows on their own lines."""
-    text = ""
-    for sentence in sentences:
-        if not text:
-            text = sentence
-        elif _LIST_ITEM.match(sentence) or "|" in sentence or _ends_line(text):
-            text = f"{text}\n{sentence}"
-        else:
-            text = f"{text} {sentence}"
-    return text
+def _join(sentences: Sequence[tuple[str, bool]]) -> str:
+    """Rejoin sentences as the document had them: a paragraph, list item or table row on its own line."""
+    return "".join(("\n" if starts_line else " ") + sentence for sentence, starts_line in sentences)[1:]

@@ -30,6 +30,23 @@ def test_sentences_survive_abbreviations_and_list_items() -> None:
     ]
 
 
+def test_a_paragraph_after_a_list_starts_its_own_line(counter: TokenCounter) -> None:
+    # The passage text is what people read: a sentence glued onto the last bullet reads as part of it.
+    text = (
+        "Typical duties:\n- Running Kubernetes.\n- Capacity planning. It includes cost.\n\n"
+        "On-call is part of the job. It pays\nextra.\n\nRotations last a week."
+    )
+    (passage,) = chunk_document(_doc(Section(("Duties",), text)), counter.count, max_tokens=256)
+    assert passage.text.splitlines() == [
+        "Typical duties:",
+        "- Running Kubernetes.",
+        "- Capacity planning. It includes cost.",
+        "On-call is part of the job. It pays extra.",
+        "Rotations last a week.",
+    ]
+    assert split_sentences(passage.text) == split_sentences(text)  # the highlight's sentences are unchanged
+
+
 def test_passages_follow_headings_and_carry_the_trail(counter: TokenCounter) -> None:
     doc = _doc(
         Section(("Pay",), "Staff engineers earn more than senior engineers."),
