@@ -222,7 +222,10 @@ class Retriever:
     def _rank(
         self, version: CandidateVersion, question: str, vector: Vectors, roles: list[str], aspect: Aspect | None
     ) -> list[Ranked]:
-        preferred = set(roles)
+        # Named roles' pages are preferred when the question names one role or compares several. Naming
+        # two without comparing them ("how do I get from senior to staff?") asks about the move between
+        # them, which the career ladder answers as well as either page.
+        preferred = set(roles) if len(roles) < 2 or is_comparison(question) else set()
         candidates = version.candidates(question, vector)
         bonus = np.array([version.role_boost if c.passage.source in preferred else 0.0 for c in candidates])
         if self.fusion == "weighted" and candidates:

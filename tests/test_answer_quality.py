@@ -60,6 +60,14 @@ def test_a_question_naming_a_role_gets_the_section_it_asks_about(
     assert bundled.ask(question).hits[0].passage.section == section
 
 
+def test_a_move_between_two_roles_also_shows_the_ladders_step(bundled: RolecallService) -> None:
+    # Naming senior and staff without comparing them asks how to move up: the staff page's path and the
+    # career ladder's section on that step both answer, ahead of the staff page's other sections.
+    sections = [h.passage.section for h in bundled.ask("how do I get from senior to staff?").hits]
+    assert sections[0] == "Staff Engineer > How to become a staff engineer"
+    assert "Software Engineering Career Ladder > From senior to staff" in sections[:2]
+
+
 def test_a_comparison_returns_both_roles_side_by_side(bundled: RolecallService) -> None:
     hits = bundled.ask("senior vs staff engineer, what's the difference?").hits
     assert {h.passage.source for h in hits[:2]} == {"senior-software-engineer.md", "staff-engineer.md"}
