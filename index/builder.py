@@ -20,7 +20,7 @@ from index.store import DocumentRecord, Manifest
 from index.terms import TERMS_FILE, default_normaliser
 from index.types import Document, Passage, SkippedFile
 
-CHUNKING_VERSION = "sentences-v3"  # v2: highlight sentences embedded at build time; v3: prose after a list item on its own line
+CHUNKING_VERSION = "sentences-v3"  # v2: highlight sentences embedded at build time; v3: passages keep their line starts
 TARGET_TOKENS = 220
 OVERLAP_SENTENCES = 1
 
