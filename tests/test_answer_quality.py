@@ -68,6 +68,33 @@ def test_a_move_between_two_roles_also_shows_the_ladders_step(bundled: RolecallS
     assert "Software Engineering Career Ladder > From senior to staff" in sections[:2]
 
 
+def test_switching_specialities_opens_the_ladders_section_on_it(bundled: RolecallService) -> None:
+    # Front-end and back-end are both named, but neither page says how to move from one to the other.
+    first = bundled.ask("how do I switch from front-end to back-end?").hits[0]
+    assert first.passage.section == "Software Engineering Career Ladder > Switching specialities"
+    assert "front-end to back-end" in first.highlight
+
+
+def test_tech_lead_vs_engineering_manager_shows_the_ladders_comparison_and_the_manager_page(
+    bundled: RolecallService,
+) -> None:
+    # "Tech lead" is a role held at senior or staff level, not a page of its own: the ladder answers it.
+    hits = bundled.ask("what's the difference between a tech lead and an engineering manager?").hits
+    assert hits[0].passage.section == "Software Engineering Career Ladder > Tech lead vs engineering manager"
+    assert "engineering-manager.md" in {h.passage.source for h in hits[1:]}
+    defined = bundled.ask("what does a tech lead do?").hits[0]
+    assert defined.passage.section.endswith("Tech lead vs engineering manager")
+    assert defined.highlight.startswith("A tech lead sets the technical direction")
+
+
+def test_a_definition_question_highlights_the_defining_sentence_not_a_lists_lead_in(
+    bundled: RolecallService,
+) -> None:
+    first = bundled.ask("what does a sponsor do?").hits[0]
+    assert first.passage.section.endswith("Sponsorship")
+    assert first.highlight.startswith("A sponsor puts your name forward")
+
+
 def test_a_comparison_returns_both_roles_side_by_side(bundled: RolecallService) -> None:
     hits = bundled.ask("senior vs staff engineer, what's the difference?").hits
     assert {h.passage.source for h in hits[:2]} == {"senior-software-engineer.md", "staff-engineer.md"}

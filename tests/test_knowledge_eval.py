@@ -32,6 +32,7 @@ ROLE_ASKS = (  # everyday phrasings, each with the section of a role page that a
     ("which skills should {role} learn?", "Skills"),
     ("which tools does {role} use?", "Tools"),
     ("what degree do I need to be {role}?", "Education and experience"),
+    ("do I need a degree to become {role}?", "Education and experience"),
     ("how much does {role} make?", "Pay"),
     ("which companies hire {role}?", "Where the jobs are"),
     ("how do I prepare for {role} interview?", "Interview focus"),
