@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from discord.http import Route
 from adapters.discord_embeds import answer_embed, clip_content, roles_embed, vote_subject
 from bot.answer import Question, is_greeting
 from bot.conversation import Conversation
+from bot.logs import error_reference
 from index.errors import RolecallError
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class DiscordConfig:
     gateway_url: str = ""  # e.g. wss://gateway.discord.gg/; "" = Discord
     message_content: bool = False  # the privileged Message Content intent
     channels: frozenset[int] = frozenset()  # answer every message here (needs message_content)
+    admin_servers: frozenset[int] = frozenset()  # here, members with Manage Server may reindex too
     sync_commands: bool = True  # register /career with Discord when it differs from what is registered
     shard_ids: tuple[int, ...] = ()  # the shards this process runs; () = all of shard_count
     shard_count: int = 0  # total shards across processes; 0 = one unsharded connection
@@ -85,6 +86,7 @@ class DiscordConfig:
             gateway_url=settings.discord_gateway_url,
             message_content=settings.discord_message_content,
             channels=settings.discord_channels,
+            admin_servers=settings.discord_admin_servers,
             shard_ids=settings.discord_shard_ids,
             shard_count=settings.discord_shard_count,
         )
@@ -620,7 +622,7 @@ class DiscordAdapter:
             if not await self._defer(interaction, ephemeral=True):
                 return
             permissions = interaction.permissions
-            server_admin = interaction.guild_id is not None and (
+            server_admin = interaction.guild_id in self.config.admin_servers and (
                 permissions.manage_guild or permissions.administrator
             )
             outcome = await self.admin.reindex(
@@ -667,7 +669,7 @@ class DiscordAdapter:
 
         The log line names where it failed and the id, never the message text or the token.
         """
-        ref = secrets.token_hex(3).upper()  # the same shape as the Slack adapter's references
+        ref = error_reference()
         log.error(
             "discord error ref=%s while handling %s",
             ref,

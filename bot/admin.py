@@ -6,7 +6,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from bot.records import RecordStore
+from bot.logs import error_reference
+from bot.records import RecordStore, now
 from bot.service import ReindexBusyError, RolecallService
 from index.builder import BuildReport
 from index.errors import RolecallError
@@ -34,6 +35,7 @@ class ReindexOutcome:
     result: str  # "allowed", "refused", "busy" or "failed"
     message: str
     report: BuildReport | None = None
+    detail: str = ""  # for the audit row when there is no report
 
 
 class AdminActions:
@@ -49,19 +51,38 @@ class AdminActions:
         return platform_admin or f"{platform}:{user_id}" in self.admins
 
     async def reindex(self, platform: str, user_id: str, platform_admin: bool = False) -> ReindexOutcome:
-        """Reindex if allowed; questions keep being answered from the old index until the swap."""
+        """Reindex if allowed; questions keep being answered from the old index until the swap.
+
+        Every attempt is audited once, with the time it was asked for and its outcome, whatever happens
+        (an unexpected error is recorded as failed); the store is written off the event loop.
+        """
+        asked_at = now()
+        outcome = await self._reindex(platform, user_id, platform_admin)
+        detail = outcome.report.summary() if outcome.report is not None else outcome.detail
+        await asyncio.to_thread(
+            self.records.record_admin_action, platform, user_id, "reindex", outcome.result, detail, asked_at
+        )
+        return outcome
+
+    async def _reindex(self, platform: str, user_id: str, platform_admin: bool) -> ReindexOutcome:
         if not self.is_admin(platform, user_id, platform_admin):
-            self.records.record_admin_action(platform, user_id, "reindex", "refused")
             return ReindexOutcome("refused", "Sorry, only Rolecall admins can reindex the knowledge base.")
         try:
             report = await asyncio.to_thread(self.service.reindex)
         except ReindexBusyError:
-            self.records.record_admin_action(platform, user_id, "reindex", "busy")
             return ReindexOutcome(
                 "busy", "A reindex is already running; I'll keep answering from the current index."
             )
         except RolecallError as exc:
-            self.records.record_admin_action(platform, user_id, "reindex", "failed", str(exc))
-            return ReindexOutcome("failed", f"Reindex failed, the previous index keeps serving: {exc}")
-        self.records.record_admin_action(platform, user_id, "reindex", "allowed", report.summary())
+            return ReindexOutcome(
+                "failed", f"Reindex failed, the previous index keeps serving: {exc}", detail=str(exc)
+            )
+        except Exception as exc:  # a bug or an OS error: still audited, and the old index still serves
+            reference = error_reference()
+            log.exception("reindex from chat failed (ref %s)", reference)
+            return ReindexOutcome(
+                "failed",
+                f"Reindex failed (ref {reference}); the previous index keeps serving.",
+                detail=f"{type(exc).__name__} (ref {reference})",
+            )
         return ReindexOutcome("allowed", report_text(report), report)

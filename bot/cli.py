@@ -174,7 +174,9 @@ def _read_store(store: RecordStore, read: Callable[[], list[T]]) -> list[T]:
     try:
         return read()
     except store.database.errors as exc:
-        raise RolecallError(f"cannot read the record store {store.database.describe()}: {exc}") from None
+        raise RolecallError(
+            f"cannot read the record store {store.database.describe()}: {store.database.redact(str(exc))}"
+        ) from None
 
 
 def _cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:

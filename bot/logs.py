@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sys
 import time
 from typing import Literal, TextIO
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _HANDLER_NAME = "rolecall"
+
+
+def error_reference() -> str:
+    """A short id (e.g. "3FA2C1") shown to the user with an apology and logged with the traceback."""
+    return secrets.token_hex(3).upper()
 
 
 class JsonFormatter(logging.Formatter):

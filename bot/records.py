@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 import time
 import urllib.parse
@@ -69,8 +70,19 @@ def check_database_url(url: str) -> str:
     if scheme == "sqlite" and url.lower().startswith("sqlite:///") and len(url) > len("sqlite:///"):
         return url
     if scheme in ("postgresql", "postgres"):
+        parts = urllib.parse.urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("the database URL's port is not a number from 0 to 65535") from None
+        if parts.password and _BAD_ESCAPE.search(parts.password):
+            # the driver would fail on every write, quoting the password in its error
+            raise ValueError("the database URL's password has a '%' that is not a %XX escape; write '%' as %25")
         return url
     raise ValueError(f"unsupported database URL; supported: {SUPPORTED_URLS}")
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 class Database:
@@ -122,6 +134,13 @@ class Database:
         port = f":{parts.port}" if parts.port else ""
         user = f"{parts.username}@" if parts.username else ""
         return f"postgresql://{user}{host}{port}{parts.path}"
+
+    def redact(self, text: str) -> str:
+        """`text` (a driver's error, say) with the URL's password replaced by ***, as typed or decoded."""
+        password = urllib.parse.urlsplit(self._url).password if self._url else None
+        for secret in sorted({password, urllib.parse.unquote(password)} if password else set(), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
     def exists(self) -> bool:
         """Whether there may be rows to read (a missing SQLite file has none; a server is asked)."""
@@ -208,20 +227,24 @@ class RecordStore:
         self, platform: str, user_id: str, question: str, sources: Sequence[str], vote: str
     ) -> bool:
         """Store one 👍/👎; returns False (and logs) when the store cannot be written."""
-        row = (_now(), platform, user_hash(platform, user_id), question, json.dumps(list(sources)), vote)
+        row = (now(), platform, user_hash(platform, user_id), question, json.dumps(list(sources)), vote)
         return self._write(
             "INSERT INTO feedback (at, platform, user_hash, question, sources, vote) VALUES (?,?,?,?,?,?)",
             row,
         )
 
     def record_admin_action(
-        self, platform: str, user_id: str, action: str, result: str, detail: str = ""
+        self, platform: str, user_id: str, action: str, result: str, detail: str = "", at: str = ""
     ) -> bool:
-        """Audit one admin attempt, allowed or not; returns False (and logs) on failure."""
-        row = (_now(), platform, user_hash(platform, user_id), action, result, detail)
-        return self._write(
+        """Audit one admin attempt, allowed or not, as asked at `at` (default: now); returns False on
+        failure, after logging who (pseudonymously), what and the outcome, so that nothing is lost."""
+        row = (at or now(), platform, user_hash(platform, user_id), action, result, detail)
+        written = self._write(
             "INSERT INTO audit (at, platform, user_hash, action, result, detail) VALUES (?,?,?,?,?,?)", row
         )
+        if not written:
+            log.error("audit row not written: at=%s platform=%s user=%s action=%s result=%s", *row[:5])
+        return written
 
     def _write(self, statement: str, row: tuple[str, ...]) -> bool:
         try:
@@ -229,7 +252,9 @@ class RecordStore:
                 connection.execute(statement, row)
             return True
         except self.database.errors as exc:
-            log.error("could not write to the record store %s: %s", self.database.describe(), exc)
+            log.error(
+                "could not write to the record store %s: %s", self.database.describe(), self.database.redact(str(exc))
+            )
             return False
 
     def votes(self) -> list[Vote]:
@@ -285,5 +310,6 @@ class ClaimStore:
             return int(connection.rows("SELECT COUNT(*) FROM claimed_keys")[0][0])
 
 
-def _now() -> str:
+def now() -> str:
+    """The current UTC time as the store writes it (ISO 8601, seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

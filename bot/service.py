@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -263,6 +264,7 @@ class RolecallService:
 
     def ask_many(self, questions: Sequence[str], k: int | None = None) -> list[Answer]:
         """Several questions with one batched embedding call."""
+        questions = [readable_text(q) for q in questions]  # one unencodable character must not fail the batch
         retriever = self.retriever  # one consistent index for the whole batch, even during a swap
         limit = k or self.config.top_k
         answers = []
@@ -382,3 +384,12 @@ class RolecallService:
 
     def _folders(self) -> str:
         return ", ".join(str(p) for p in self.config.knowledge_dirs)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def readable_text(text: str) -> str:
+    """`text` as the tokenizer can take it: a lone surrogate (from a broken client) becomes "?", and
+    control characters other than tab and newline become spaces."""
+    return _CONTROL.sub(" ", text.encode("utf-8", "replace").decode("utf-8"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Literal
 
@@ -197,6 +198,11 @@ class Settings(BaseSettings):
     discord_gateway_url: str = Field(
         default="", alias="DISCORD_GATEWAY_URL", description="Discord gateway URL (empty: Discord's own)"
     )
+    discord_admin_servers_list: str = Field(
+        default="",
+        alias="ROLECALL_DISCORD_ADMIN_SERVERS",
+        description="Discord server ids where members with Manage Server may reindex too, comma-separated",
+    )
     discord_message_content: bool = Field(
         default=False,
         alias="ROLECALL_DISCORD_MESSAGE_CONTENT",
@@ -243,6 +249,21 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("slack_api_url", "discord_api_url", "discord_gateway_url", "qdrant_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        try:
+            parts = urllib.parse.urlsplit(value)
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("expected a URL such as https://host:port/") from None
+        if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+            raise ValueError("expected a URL such as https://host:port/")
+        return value
+
     @field_validator("knowledge_path")
     @classmethod
     def _strip(cls, value: str) -> str:
@@ -285,6 +306,15 @@ class Settings(BaseSettings):
             return frozenset(int(item) for item in _split_list(self.discord_channels_list))
         except ValueError as exc:
             raise SettingsError("invalid setting ROLECALL_DISCORD_CHANNELS: expected channel ids") from exc
+
+    @property
+    def discord_admin_servers(self) -> frozenset[int]:
+        """Servers whose Manage Server members count as admins (none by default: a public bot can be
+        added to anyone's server, where its adder has Manage Server)."""
+        try:
+            return frozenset(int(item) for item in _split_list(self.discord_admin_servers_list))
+        except ValueError as exc:
+            raise SettingsError("invalid setting ROLECALL_DISCORD_ADMIN_SERVERS: expected server ids") from exc
 
     @property
     def discord_shard_ids(self) -> tuple[int, ...]:

@@ -115,6 +115,16 @@ def test_questions_from_the_held_out_set_open_the_section_that_answers(
     )
 
 
+def test_a_broken_character_in_one_question_does_not_fail_the_others_asked_with_it(
+    bundled: RolecallService,
+) -> None:
+    # Questions asked together share one embedding call; a lone surrogate used to make the tokenizer
+    # raise for all of them.
+    broken, plain = bundled.ask_many(["what does an SRE earn?\ud800", "what does a data engineer do?\x00"])
+    assert broken.hits[0].passage.section == "Site Reliability / DevOps Engineer > Pay"
+    assert plain.hits[0].passage.source == "data-engineer.md"
+
+
 def test_a_comparison_returns_both_roles_side_by_side(bundled: RolecallService) -> None:
     hits = bundled.ask("senior vs staff engineer, what's the difference?").hits
     assert {h.passage.source for h in hits[:2]} == {"senior-software-engineer.md", "staff-engineer.md"}

@@ -42,6 +42,7 @@ from tests.fake_discord import (
     CHANNEL_ID,
     DM_CHANNEL_ID,
     EVERYDAY_PERMISSIONS,
+    GUILD_ID,
     MANAGE_GUILD,
     MESSAGE_CONTENT_INTENT,
     OTHER_BOT_ID,
@@ -378,7 +379,7 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
         "Data scientists analyse data with Python, pandas and Jupyter notebooks and build statistical models.\n",
         encoding="utf-8",
     )
-    async with running(fake, service, tmp_path) as bot:
+    async with running(fake, service, tmp_path, admin_servers=frozenset({GUILD_ID})) as bot:
         first = fake.command_event("reindex", dm=True, user_id=ADMIN_ID)
         second = fake.command_event("reindex", permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD)
         await fake.dispatch("INTERACTION_CREATE", first)
@@ -409,19 +410,45 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
         assert only_embed(after)["fields"][0]["name"] == "Data Scientist › Tools"
 
 
-async def test_a_member_with_manage_server_may_reindex(bot: Bot) -> None:
-    fake = bot.fake
-    await fake.dispatch(
-        "INTERACTION_CREATE",
-        fake.command_event(
-            "reindex", user_id=SERVER_ADMIN_ID, permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD
-        ),
-    )
+async def test_a_member_with_manage_server_may_reindex_in_a_listed_server_only(
+    fake: FakeDiscord, service: RolecallService, tmp_path: Path
+) -> None:
+    # A public bot can be added to anyone's server, where whoever added it has Manage Server: that
+    # counts only in the servers listed in ROLECALL_DISCORD_ADMIN_SERVERS.
+    event = fake.command_event("reindex", user_id=SERVER_ADMIN_ID, permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD)
+    async with running(fake, service, tmp_path / "unlisted") as unlisted:
+        await fake.dispatch("INTERACTION_CREATE", event)
+        [refusal] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
+        assert refusal.body["flags"] & 64 and "only Rolecall admins" in refusal.body["content"]
+        assert [e.result for e in unlisted.records.audit_entries()] == ["refused"]
 
-    [summary] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
-    assert summary.body["flags"] & 64
-    assert summary.body["content"].startswith("index already up to date")
-    assert [e.result for e in bot.records.audit_entries()] == ["allowed"]
+    event = fake.command_event("reindex", user_id=SERVER_ADMIN_ID, permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD)
+    async with running(fake, service, tmp_path / "listed", admin_servers=frozenset({GUILD_ID})) as listed:
+        await fake.dispatch("INTERACTION_CREATE", event)
+        _, summary = await fake.wait_for("POST", f"/webhooks/{APP_ID}/", count=2)
+        assert summary.body["flags"] & 64
+        assert summary.body["content"].startswith("index already up to date")
+        assert [e.result for e in listed.records.audit_entries()] == ["allowed"]
+
+
+async def test_a_reindex_that_crashes_is_audited_as_failed_and_the_old_index_keeps_answering(
+    bot: Bot, service: RolecallService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: an error no code path expects (a full disk, a bug) inside the reindex.
+    def crash() -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(service, "reindex", crash)
+    fake = bot.fake
+    await fake.dispatch("INTERACTION_CREATE", fake.command_event("reindex", dm=True, user_id=ADMIN_ID))
+    [reply] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
+    assert reply.body["flags"] & 64
+    assert re.fullmatch(r"Reindex failed \(ref [0-9A-F]{6}\); the previous index keeps serving\.", reply.body["content"])
+    [entry] = bot.records.audit_entries()
+    assert (entry.action, entry.result) == ("reindex", "failed") and entry.detail.startswith("OSError (ref ")
+    await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION, dm=True))
+    [answer] = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages")
+    assert only_embed(answer)["fields"][0]["name"] == "Senior Back-End Software Engineer › Pay"
 
 
 async def test_a_non_admin_is_refused_privately_and_the_attempt_audited(bot: Bot) -> None:

@@ -1,5 +1,6 @@
-"""`rolecall serve` with every token set (Slack in HTTP mode, then in Socket Mode), every logger at DEBUG: no token in any log line, and the text
-of a DM in no line at INFO or above.
+"""No secret in a log line: `rolecall serve` with every token set (Slack in HTTP mode, then in Socket Mode)
+and every logger at DEBUG logs no token, and the text of a DM in no line at INFO or above; the record
+store's errors leave out the database password.
 
 The real command runs in a child process against the fake Slack and Discord on 127.0.0.1. The child
 forces slack_bolt, slack_sdk, discord, aiohttp, asyncio and websockets to DEBUG (past the caps the
@@ -12,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from bot.records import Database, RecordStore
 from tests.conftest import REPO, SMALL_KNOWLEDGE, make_service, write_docs
 from tests.fake_discord import DM_CHANNEL_ID, FakeDiscord
 from tests.fake_slack import (
@@ -221,3 +224,24 @@ async def test_serve_logs_no_token_at_debug_and_no_dm_text_at_info(
     # Slack's signature and the Authorization headers are not secrets to print either.
     assert not re.search(r"X-Slack-Signature['\"]?: ['\"]?v0=[0-9a-f]{64}", output)
     assert f"Bot {DISCORD_TOKEN}" not in output and json.dumps(DISCORD_TOKEN) not in output
+
+
+def test_a_database_error_is_logged_without_the_urls_password(caplog: pytest.LogCaptureFixture) -> None:
+    # A driver may quote the URL's password in its error (psycopg does for a bad %-escape); the
+    # password is replaced as typed and as decoded.
+    database = Database("postgresql://rc:p%40ss-word@127.0.0.1:9/rolecall")
+    assert database.redact("no connection for p@ss-word (p%40ss-word)") == "no connection for *** (***)"
+    store = RecordStore(database)
+    store.database.connect = _failing_with("cannot log in as rc with p@ss-word")  # type: ignore[method-assign,assignment]
+    with caplog.at_level(logging.ERROR):
+        assert store.record_admin_action("slack", "U1", "reindex", "allowed") is False
+    assert "could not write to the record store" in caplog.text and "p@ss-word" not in caplog.text
+
+
+def _failing_with(message: str) -> Callable[[], contextlib.AbstractContextManager[object]]:
+    @contextlib.contextmanager
+    def connect() -> Iterator[object]:
+        raise OSError(message)
+        yield  # pragma: no cover
+
+    return connect

@@ -63,3 +63,25 @@ def test_the_operations_guide_lists_every_setting_with_its_default() -> None:
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", guide, flags=re.MULTILINE))
     assert documented >= {field.alias for field in Settings.model_fields.values()}
     assert "| `ROLECALL_RATE_LIMIT` | `10` |" in guide
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DISCORD_API_URL", "http://[::1"),
+        ("DISCORD_GATEWAY_URL", "gateway.example"),
+        ("SLACK_API_URL", "https://slack.example:port/api/"),
+        ("ROLECALL_DATABASE_URL", "postgresql://rc:hunter2@db.example:fivefour/rolecall"),
+        ("ROLECALL_DATABASE_URL", "postgresql://rc:hunter2%zz@db.example/rolecall"),
+    ],
+)
+def test_a_malformed_url_is_one_line_naming_it_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    # These used to pass the settings and fail later with a traceback, or with the driver quoting the password.
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"invalid setting {variable}: ") and "\n" not in message
+    assert "hunter2" not in message
