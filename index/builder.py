@@ -20,7 +20,8 @@ from index.store import DocumentRecord, Manifest
 from index.terms import TERMS_FILE, default_normaliser
 from index.types import Document, Passage, SkippedFile
 
-CHUNKING_VERSION = "sentences-v3"  # v2: highlight sentences embedded at build time; v3: passages keep their line starts
+CHUNKING_VERSION = "sentences-v4"  # v2: highlight sentences embedded at build time; v3: passages keep their line starts;
+# v4: Chinese and Japanese full stops end sentences, runs without spaces are cut to fit, unreadable runs left out
 TARGET_TOKENS = 220
 OVERLAP_SENTENCES = 1
 
@@ -97,24 +98,27 @@ def build_index(
                     continue
                 seen_sources[source] = str(root)
                 old = old_records.get((root_key, source))
+                indexed = old if old is not None and not old.skipped_reason else None  # in the live index
                 digest = _file_hash(path, max_bytes)
-                if old is not None and digest is not None and old.content_hash == digest:
-                    kept_records.append(old)
-                    if old.skipped_reason:
-                        report.skipped.append(SkippedFile(source, old.skipped_reason))
-                    else:
-                        report.unchanged.append(source)
+                if indexed is not None and digest is not None and indexed.content_hash == digest:
+                    kept_records.append(indexed)
+                    report.unchanged.append(source)
                     continue
+                # A skipped file is read again every time: what made it unreadable may have been fixed.
                 loaded = load_file(path, root, max_bytes)
                 if isinstance(loaded, SkippedFile):
-                    report.skipped.append(loaded)
-                    kept_records.append(
-                        DocumentRecord(source, root_key, digest or "", skipped_reason=loaded.reason)
-                    )
+                    if indexed is not None:  # unreadable now (half-saved, a permission): keep what was indexed
+                        kept_records.append(indexed)
+                        report.skipped.append(
+                            SkippedFile(source, f"{loaded.reason}; the version indexed before is kept")
+                        )
+                    else:
+                        report.skipped.append(loaded)
+                        kept_records.append(
+                            DocumentRecord(source, root_key, digest or "", skipped_reason=loaded.reason)
+                        )
                     continue
-                (report.changed if old is not None and not old.skipped_reason else report.added).append(
-                    source
-                )
+                (report.changed if indexed is not None else report.added).append(source)
                 counter = counter or TokenCounter(spec)
                 passages = chunk_document(loaded, counter.count, max_tokens, TARGET_TOKENS, OVERLAP_SENTENCES)
                 record = _record(loaded, root_key, len(passages))

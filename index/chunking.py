@@ -11,7 +11,13 @@ SECTION_SEPARATOR = " > "
 _ABBREVIATIONS = frozenset(
     ["e.g", "i.e", "etc", "vs", "sr", "jr", "mr", "mrs", "ms", "dr", "st", "no", "approx", "inc", "ltd", "co", "u.s", "u.k", "a.k.a", "ph.d", "b.s", "m.s", "fig", "esp"]
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$£€])")
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$£€])"  # ". The", "?) 2"
+    r"|(?<=[。！？])[」』）\"']*\s*(?=\S)"  # Chinese and Japanese full stops need no space after them
+)
+# The tokenizer splits at spaces, punctuation and Chinese characters, and reads a run of over 100 other
+# characters (base64, a hash) as one [UNK]: such a run is noise to the model and to the reader.
+_UNREADABLE_WORD = re.compile(r"[^\W_\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{101,}")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 
 
@@ -139,10 +145,11 @@ def _fit_sentences(
     """Cut any sentence longer than the budget into word runs that fit (the first run keeps its line start)."""
     fitted: list[tuple[str, bool]] = []
     for sentence, starts_line in sentences:
+        sentence = _UNREADABLE_WORD.sub("…", sentence)
         if count_tokens(sentence) <= budget:
             fitted.append((sentence, starts_line))
             continue
-        words = sentence.split()
+        words = [piece for word in sentence.split() for piece in _cut_word(word, count_tokens, budget)]
         run: list[str] = []
         for word in words:
             if run and count_tokens(" ".join([*run, word])) > budget:
@@ -153,6 +160,25 @@ def _fit_sentences(
         if run:
             fitted.append((" ".join(run), starts_line))
     return fitted
+
+
+_MAX_CHARS_PER_PIECE = 20  # bisect over at most this many characters per word piece of the budget
+
+
+def _cut_word(word: str, count_tokens: Callable[[str], int], budget: int) -> list[str]:
+    """A run without spaces (Chinese or Japanese text, say) in pieces of at most `budget` word pieces."""
+    pieces: list[str] = []
+    while count_tokens(word[: budget * _MAX_CHARS_PER_PIECE]) > budget or len(word) > budget * _MAX_CHARS_PER_PIECE:
+        low, high = 1, min(len(word), budget * _MAX_CHARS_PER_PIECE)  # the longest prefix that fits, by bisection
+        while low < high:
+            middle = (low + high + 1) // 2
+            if count_tokens(word[:middle]) <= budget:
+                low = middle
+            else:
+                high = middle - 1
+        pieces.append(word[:low])
+        word = word[low:]
+    return [*pieces, word] if word else pieces
 
 
 def _windows(

@@ -38,6 +38,20 @@ def test_index_prints_a_summary_with_skips(
     assert "already up to date" in out and "unchanged 3" in out
 
 
+def test_a_document_that_turns_unreadable_keeps_its_indexed_version(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A half-saved or corrupted file must not silently drop what the bot knew from it.
+    index = ["--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")]
+    assert _run(["index", *index], capsys)[0] == 0
+    (small_knowledge / "senior-back-end-engineer.md").write_bytes(b"\x00\x01 half-saved \xff")
+    code, out, _ = _run(["index", *index], capsys)
+    assert code == 0 and "removed 0" in out
+    assert "skipped: senior-back-end-engineer.md: " in out and "the version indexed before is kept" in out
+    code, out, _ = _run(["ask", "How much does a senior backend engineer make?", "--json", *index], capsys)
+    assert json.loads(out)["passages"][0]["source"] == "senior-back-end-engineer.md"
+
+
 def test_ask_builds_a_missing_index_and_answers_in_json(
     small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
