@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -19,10 +18,11 @@ from typing import Any, Literal, TypeVar
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -42,6 +42,7 @@ from adapters.slack_blocks import (
 from bot.admin import AdminActions
 from bot.answer import Answer, Question, is_greeting
 from bot.conversation import Conversation
+from bot.logs import error_reference
 from bot.records import ClaimStore, user_hash
 from bot.service import RolecallService
 from bot.settings import Settings
@@ -175,7 +176,7 @@ class SeenEvents:
             log.warning(
                 "event de-duplication store %s unavailable, answering anyway (a duplicate is possible): %s",
                 self.shared.database.describe(),
-                (str(exc).splitlines() or [type(exc).__name__])[0][:200],
+                self.shared.database.redact((str(exc).splitlines() or [type(exc).__name__])[0])[:200],
             )
             return True
 
@@ -213,7 +214,7 @@ def _describe(body: dict[str, Any]) -> str:
         return f"command {body['command']}"
     event = body.get("event")
     if isinstance(event, dict):
-        subtype = f"/{event['subtype']}" if event.get("subtype") else ""
+        subtype = f"/{event['subtype']}" if isinstance(event.get("subtype"), str) else ""
         return f"event {event.get('type')}{subtype} {body.get('event_id', '')}".strip()
     actions = body.get("actions")
     if isinstance(actions, list) and actions and isinstance(actions[0], dict):
@@ -337,7 +338,11 @@ class SlackAdapter:
         if self._stopping:
             # Not acknowledged, so Slack retries: the next instance (or this one, restarted) answers.
             return web.Response(status=503, text="shutting down")
-        response = await self.app.async_dispatch(await to_bolt_request(request))
+        bolt_request, problem = await _to_bolt_request(request)
+        if bolt_request is None:
+            log.warning("rejected a request to %s: its body is no Slack payload (%s)", EVENTS_PATH, problem)
+            return web.Response(status=400, text="bad request")
+        response = await self.app.async_dispatch(bolt_request)
         if response.status == 401:
             log.warning("rejected a request to %s: bad signature or timestamp", EVENTS_PATH)
         return await to_aiohttp_response(response)
@@ -423,10 +428,15 @@ class SlackAdapter:
             await self._answer_event(event, client)
 
     def _is_person_writing(self, event: dict[str, Any]) -> bool:
-        """A new message typed by a person: not us, not another bot, not an edit, join or notice."""
-        user = event.get("user")
+        """A new message typed by a person: not us, not another bot, not an edit, join or notice.
+
+        Fields of an unexpected type (a list as subtype, a number as user) are nobody writing.
+        """
+        user, subtype = event.get("user"), event.get("subtype")
         return bool(
-            event.get("subtype") in _ANSWERABLE_SUBTYPES
+            (subtype is None or isinstance(subtype, str))
+            and subtype in _ANSWERABLE_SUBTYPES
+            and isinstance(user, str)
             and user
             and user != self._bot_user_id
             and not event.get("bot_id")
@@ -439,8 +449,12 @@ class SlackAdapter:
         channel, ts = str(event.get("channel", "")), str(event.get("ts", ""))
         is_dm = event.get("channel_type") == "im" or channel.startswith("D")
         thread_ts = event.get("thread_ts") or (None if is_dm else ts)
+        text = event.get("text")  # None or missing for a message with only files or attachments
         question = Question(
-            from_slack(str(event.get("text", "")), self._bot_user_id), str(event["user"]), channel, PLATFORM
+            from_slack(text if isinstance(text, str) else "", self._bot_user_id),
+            str(event["user"]),
+            channel,
+            PLATFORM,
         )
         if not question.text or is_greeting(question.text):
             await client.chat_postMessage(
@@ -582,8 +596,13 @@ class SlackAdapter:
         container = body.get("container") or {}
         message = body.get("message") or {}
         if not message.get("blocks"):
-            # Slack leaves the message out of clicks on ephemeral messages: render the answer again.
-            answer = await self.service.ask_async(question)
+            # Slack leaves the message out of clicks on ephemeral messages: render the answer again. That
+            # is a search like a question's (and the value may hold any question): rate limited, counted.
+            reply = await self.conversation.ask(_button_question(body, question, user_id))
+            if reply.answer is None:  # rate limited: the vote is stored, the private answer stays
+                await respond(text=escape(reply.text), response_type="ephemeral", replace_original=False)
+                return
+            answer = reply.answer
             await respond(
                 text=answer_text(answer),
                 blocks=answer_blocks(answer, shareable=True, voted=vote),
@@ -616,7 +635,12 @@ class SlackAdapter:
         """Post a private answer in the channel through the response URL (works where the bot is no member)."""
         question, _ = read_button_value(str(action.get("value", "")))
         user_id = str((body.get("user") or {}).get("id", ""))
-        answer = await self.service.ask_async(question)
+        # The answer is searched again, as for a question: rate limited and counted.
+        reply = await self.conversation.ask(_button_question(body, question, user_id))
+        if reply.answer is None:  # rate limited: the private answer stays, to share later
+            await respond(text=escape(reply.text), response_type="ephemeral", replace_original=False)
+            return
+        answer = reply.answer
         await respond(
             text=answer_text(answer),
             blocks=answer_blocks(answer, shared_by=user_id),
@@ -626,12 +650,21 @@ class SlackAdapter:
         await respond(delete_original=True)
 
     async def _on_error(self, error: Exception, body: dict[str, Any]) -> None:
-        """The one error handler: a reference id for the user, the traceback under that id in the log."""
-        ref = secrets.token_hex(3).upper()
-        log.error("slack error ref=%s while handling %s", ref, _describe(body or {}), exc_info=error)
+        """The one error handler: a reference id for the user, the traceback under that id in the log.
+
+        It never raises: Bolt runs it in a task nobody awaits, where an exception is only reported as
+        "Task exception was never retrieved", and the user would hear nothing either way.
+        """
+        ref = error_reference()
+        body = body if isinstance(body, dict) else {}
         try:
-            await self._apologise(body or {}, f"Sorry, something went wrong (ref {ref}).")
-        except _NETWORK_ERRORS as exc:
+            what = _describe(body)
+        except Exception:  # noqa: BLE001 - a strange body must not hide the error it came with
+            what = "request"
+        log.error("slack error ref=%s while handling %s", ref, what, exc_info=error)
+        try:
+            await self._apologise(body, f"Sorry, something went wrong (ref {ref}).")
+        except Exception as exc:  # noqa: BLE001 - one line; the error itself is logged above
             log.warning("could not tell the user about ref=%s: %s", ref, _error_code(exc))
 
     async def _apologise(self, body: dict[str, Any], text: str) -> None:
@@ -697,6 +730,32 @@ class SlackAdapter:
             time.monotonic() - started,
             len(answer.hits),
         )
+
+
+async def _to_bolt_request(request: web.Request) -> tuple[AsyncBoltRequest | None, str]:
+    """Bolt's request for a POST to /slack/events: (request, "") or, when the body is none, (None, why).
+
+    Slack sends UTF-8 and signs the bytes; Bolt checks the signature over the text encoded as UTF-8 again.
+    So the body is decoded as UTF-8 whatever charset the request names, and bytes that are no UTF-8 become
+    U+FFFD: Bolt's signature check then refuses the request (401) as it refuses any unsigned one. (Bolt's
+    own to_bolt_request decodes with the named charset and raises on both, a 500 with a traceback.)
+    Bolt parses the body before it checks the signature, so a body that does not parse as a payload
+    (JSON that is no object, nested too deep, …) is refused here, named by its exception type only.
+    """
+    body = (await request.read()).decode("utf-8", errors="replace")
+    try:
+        return AsyncBoltRequest(body=body, query=request.query_string, headers=dict(request.headers)), ""
+    except Exception as exc:  # noqa: BLE001 - anyone can send anything here; nothing of it is logged
+        return None, type(exc).__name__
+
+
+def _button_question(body: dict[str, Any], question: str, user_id: str) -> Question:
+    """The question a button carries, asked again by the person who clicked it, where they clicked it."""
+    channel, container = body.get("channel"), body.get("container")
+    channel_id = (channel.get("id") if isinstance(channel, dict) else None) or (
+        container.get("channel_id") if isinstance(container, dict) else None
+    )
+    return Question(question, user_id, str(channel_id or ""), PLATFORM)
 
 
 def _error_code(exc: BaseException) -> str:

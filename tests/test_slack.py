@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import json
 import logging
 import time
@@ -33,10 +34,12 @@ from adapters.slack_blocks import (
 )
 from bot.admin import AdminActions
 from bot.answer import Answer
+from bot.conversation import Conversation
+from bot.metrics import Metrics
 from bot.records import RecordStore, user_hash
 from bot.serve import build_adapters, run_adapters
 from bot.service import RolecallService
-from bot.settings import load_settings
+from bot.settings import SettingsError, load_settings
 from index.types import Hit, Passage
 from tests.conftest import REPO, SMALL_KNOWLEDGE, make_service, write_docs
 from tests.fake_slack import (
@@ -104,6 +107,7 @@ async def running(
     trust_workspace_admins: bool = False,
     socket_mode: bool = False,
     working_sign_after: float = 1.0,
+    conversation: Conversation | None = None,
 ) -> AsyncIterator[Running]:
     """The adapter on the shared aiohttp server of `rolecall serve`, pointed at the fake Slack."""
     settings = load_settings(
@@ -115,7 +119,11 @@ async def running(
     )
     admin = AdminActions(service, records, admins)
     adapter = SlackAdapter(
-        SlackConfig.from_settings(settings), service, admin, working_sign_after=working_sign_after
+        SlackConfig.from_settings(settings),
+        service,
+        admin,
+        working_sign_after=working_sign_after,
+        conversation=conversation,
     )
     port = free_port()
     stop = asyncio.Event()
@@ -384,6 +392,41 @@ async def test_bad_signature_and_stale_timestamp_are_rejected(fake, shared_servi
     assert not fake.posts()
 
 
+async def test_unreadable_bodies_get_a_4xx_without_a_logged_traceback(fake, shared_service, records, caplog):
+    """Anyone can POST to /slack/events: a body that is not UTF-8, names an unknown charset or does not
+    parse is refused with a 4xx and at most a one-line warning, never a 500 with a traceback per request."""
+    caplog.set_level(logging.DEBUG)
+    form = "application/x-www-form-urlencoded"
+    unsigned = [
+        (b"\xff\xfe", form),
+        (b"token=x&command=%2Fcareer&text=hi", f"{form}; charset=nosuch"),
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"payload=%7Bnot+json", form),
+        (b"payload=%5B1%5D", form),
+        (b"[" * 100_000, "application/json"),  # too deep for the JSON parser
+        (b'{"type": "event_callback", "event": "x", "authorizations": 1}', "application/json"),
+    ]
+    async with running(fake, shared_service, records) as run:
+        assert run.slack.session is not None
+        statuses = []
+        for body, content_type in unsigned:
+            async with run.slack.session.post(
+                run.slack.url, data=body, headers={"Content-Type": content_type}
+            ) as response:
+                statuses.append(response.status)
+        # signed by someone who knows the secret, but not UTF-8: Slack never sends that, so refused too
+        signed, _, _ = await run.slack.post(b"text=\xff\xfe", form)
+        assert await run.adapter.drain(20)
+    # decoded, then refused by the signature check as any unsigned request is
+    assert statuses[:2] == [401, 401]
+    assert all(400 <= status < 500 for status in statuses), statuses
+    assert signed == 401
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert "\ufffd" not in caplog.text and "not json" not in caplog.text  # no body in the log either
+    assert not fake.posts() and not fake.of("response_url")
+
+
 async def test_own_messages_other_bots_edits_and_notices_are_ignored(fake, shared_service, records):
     question = "what does a site reliability engineer do?"
     ignored = [
@@ -418,6 +461,37 @@ async def test_own_messages_other_bots_edits_and_notices_are_ignored(fake, share
         await wait_for(lambda: fake.posts("D9"), "the one real question")
         assert await run.adapter.drain(20)
     assert [p["channel"] for p in fake.posts()] == ["D9"]
+
+
+async def test_malformed_events_neither_crash_nor_answer_none(fake, shared_service, records, caplog):
+    """A subtype that is no string is nobody writing; a text that is no string is an empty question."""
+    caplog.set_level(logging.DEBUG)
+    question = "what does a site reliability engineer do?"
+    strange = [
+        dm(question, ts="3.1", channel="D3", subtype=["file_share"]),  # unhashable
+        dm(question, ts="3.2", channel="D3", subtype={"name": "file_share"}),
+        dm(question, ts="3.3", channel="D3", subtype=7),
+        mention(f"<@UBOT> {question}", ts="3.4", channel="C3", subtype=["thread_broadcast"]),
+    ]
+    async with running(fake, shared_service, records) as run:
+        for event in strange:
+            assert (await run.slack.event(event))[0] == 200
+        await run.slack.event({**dm("", ts="3.5", channel="D4"), "text": None})
+        await run.slack.event({**mention("", ts="3.6", channel="C4"), "text": None})
+        await run.slack.event({**dm("", ts="3.7", channel="D5"), "text": ["what", "is", "an", "SRE"]})
+        await wait_for(
+            lambda: fake.posts("D4") and fake.posts("C4") and fake.posts("D5"), "the usage replies"
+        )
+        assert await run.adapter.drain(20)
+    gc.collect()  # an exception nobody retrieved is reported when its task is collected
+    assert not fake.posts("D3") and not fake.posts("C3")
+    for post in fake.posts():
+        assert post["text"].startswith("*Rolecall* answers career questions"), post["text"]
+        assert "None" not in json.dumps(post) and "blocks" not in post
+    assert sorted(p["channel"] for p in fake.posts()) == ["C4", "D4", "D5"]  # one usage reply each
+    assert fake.posts("C4")[0]["thread_ts"] == "3.6"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "never retrieved" not in caplog.text
 
 
 async def test_broadcast_mentions_in_a_question_are_not_echoed(fake, shared_service, records):
@@ -478,6 +552,61 @@ async def test_votes_are_stored_and_the_buttons_become_a_thank_you(fake, shared_
     assert votes[0].sources[0] == "senior-back-end-engineer.md"
     assert votes[0].user_hash == user_hash("slack", "UALICE") and "UALICE" not in votes[0].user_hash
     assert votes[1].sources[0] == "site-reliability-engineer.md"
+
+
+async def test_share_and_vote_beyond_the_rate_limit_get_the_limit_reply_not_a_search(
+    fake, shared_service, records, monkeypatch
+):
+    """A button that answers again (Share, a vote on a private answer) is a question for the rate limit."""
+    searches: list[str] = []
+    search = shared_service.ask_async
+
+    async def counted(question: str, k: int | None = None) -> Answer:
+        searches.append(question)
+        return await search(question, k)
+
+    monkeypatch.setattr(shared_service, "ask_async", counted)
+    metrics = Metrics()
+    conversation = Conversation(shared_service, records, rate_limit=2, metrics=metrics)
+    async with running(fake, shared_service, records, conversation=conversation) as run:
+        first = "what does a site reliability engineer do?"
+        second = "how do I get promoted from senior to staff?"
+        await run.slack.command(command(first, fake.response_url("q1")))
+        await run.slack.command(command(second, fake.response_url("q2")))
+        private = (await wait_for(lambda: with_blocks(fake.responses("q2")), "the private answer"))[0]
+        await wait_for(lambda: with_blocks(fake.responses("q1")), "the first answer")
+        controls = buttons(private["blocks"])
+
+        share = block_actions(
+            SHARE, controls[SHARE]["value"], "UALICE", fake.response_url("share"), None, "C1"
+        )
+        assert (await run.slack.action(share))[0] == 200
+        shared = (await wait_for(lambda: fake.responses("share"), "the reply to Share"))[0]
+
+        down = block_actions(
+            VOTE_DOWN, controls[VOTE_DOWN]["value"], "UALICE", fake.response_url("vote"), None, "C1"
+        )
+        assert (await run.slack.action(down))[0] == 200
+        voted = (await wait_for(lambda: fake.responses("vote"), "the reply to the vote"))[0]
+
+        await run.slack.command(
+            command("what does a senior back-end engineer earn?", fake.response_url("q3"))
+        )
+        asked = (await wait_for(lambda: fake.responses("q3"), "the reply to a third question"))[0]
+        assert await run.adapter.drain(20)
+
+    limit = "You've asked 2 questions in the last minute, which is my limit. Please try again in "
+    for reply in (asked, shared, voted):
+        assert reply["text"].startswith(limit) and "blocks" not in reply, reply
+        assert reply["response_type"] == "ephemeral"
+    for reply in (shared, voted):  # a new private message: the private answer stays, to share or vote later
+        assert reply["replace_original"] is False
+    assert len(fake.responses("share")) == 1 and len(fake.responses("vote")) == 1
+    assert not fake.posts()  # nothing went to the channel, nothing was deleted
+    assert searches == [first, second]  # no search for the buttons or the third question
+    assert [v.vote for v in records.votes()] == ["down"]  # the vote itself still counts
+    rate_limited = {"platform": "slack", "outcome": "rate_limited"}
+    assert metrics.registry.get_sample_value("rolecall_questions_total", rate_limited) == 3
 
 
 # -- admins -------------------------------------------------------------------------------------
@@ -652,7 +781,8 @@ def test_inconsistent_settings_stop_start_up_with_one_line(env, names, monkeypat
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     admin = AdminActions(shared_service, records, frozenset())
-    with pytest.raises(SlackConfigError) as raised:
+    # Settings itself refuses some values (a malformed SLACK_API_URL) with the same kind of one-line error
+    with pytest.raises((SlackConfigError, SettingsError)) as raised:
         build_adapters(load_settings(), shared_service, admin)
     message = str(raised.value)
     assert "\n" not in message and all(name in message for name in names)
