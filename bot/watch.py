@@ -30,11 +30,12 @@ async def watch_knowledge(
         async for changes in awatch(*folders, debounce=debounce_ms, stop_event=stop):
             log.info("knowledge changed (%d paths); reindexing", len(changes))
             await _reindex(service, stop)
-    except (OSError, RuntimeError) as exc:  # e.g. a watched folder was removed
+    except (OSError, RuntimeError) as exc:  # the watching itself failed, e.g. a watched folder was removed
         log.error("ROLECALL_WATCH stopped watching the knowledge folders: %s", exc)
 
 
 async def _reindex(service: RolecallService, stop: asyncio.Event) -> None:
+    """One reindex after a burst of changes; a failure of any kind is logged and watching goes on."""
     for _ in range(BUSY_RETRIES):
         try:
             report = await asyncio.to_thread(service.reindex)
@@ -45,6 +46,13 @@ async def _reindex(service: RolecallService, stop: asyncio.Event) -> None:
             continue
         except RolecallError as exc:
             log.error("reindex after a change failed; the previous index keeps serving: %s", exc)
+            return
+        except Exception as exc:  # a bug or an unforeseen OSError: keep watching, the next change retries
+            log.exception(
+                "reindex after a change failed unexpectedly; the previous index keeps serving: %s: %s",
+                type(exc).__name__,
+                exc,
+            )
             return
         log.info("reindex after a change: %s", report.summary())
         return

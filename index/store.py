@@ -39,7 +39,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -66,7 +66,7 @@ TOKEN_OFFSETS_FILE = "token_offsets.npy"
 TOKEN_VECTORS_MAX_PASSAGES = 2_000
 DENSE_FILE = "dense.faiss"
 FLAT = "flat"
-KEEP_VERSIONS = 2
+KEEP_VERSIONS = 2  # after a build: the new live version and the one live before it (see _prune_versions)
 
 
 @dataclass(frozen=True)
@@ -369,14 +369,26 @@ def _load_rows(path: Path) -> Vectors:
 
 @contextlib.contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
-    """Hold the index's build lock; a second builder gets IndexBusyError at once."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "a+b") as handle:
+    """Hold the index's build lock; a second builder gets IndexBusyError at once.
+
+    A folder that cannot be created or written (permissions, a file in the way) is an IndexWriteError."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(index_dir / ".lock", "a+b")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise IndexWriteError(
+            f"cannot write the index folder {index_dir}: {_reason(index_dir, exc, lower=True)}"
+        ) from exc
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise IndexBusyError(
                 f"another reindex of {index_dir} is running; try again when it ends"
+            ) from exc
+        except OSError as exc:
+            raise IndexWriteError(
+                f"cannot lock the index folder {index_dir}: {_reason(index_dir, exc, lower=True)}"
             ) from exc
         try:
             yield
@@ -394,10 +406,12 @@ def write_version(
     extra_writers: Sequence[tuple[str, Any]] = (),
 ) -> Path:
     """Write a complete new version and make it live atomically. Call under build_lock."""
-    _remove_abandoned_builds(index_dir)
+    previous = _live_version(index_dir)  # kept by the prune below: readers may still be opening it
+    stays_live = "; the previous one stays live" if previous else ""
     build_dir = index_dir / f".build-{uuid.uuid4().hex[:12]}"
-    build_dir.mkdir(parents=True)
     try:
+        _remove_abandoned_builds(index_dir)
+        build_dir.mkdir(parents=True)
         with open(build_dir / PASSAGES_FILE, "w", encoding="utf-8") as out:
             for passage in passages:
                 out.write(json.dumps(asdict(passage), ensure_ascii=False) + "\n")
@@ -413,9 +427,8 @@ def write_version(
     except BaseException as exc:
         shutil.rmtree(build_dir, ignore_errors=True)
         if isinstance(exc, OSError):
-            reason = exc.strerror or str(exc)
             raise IndexWriteError(
-                f"cannot write the new index version in {index_dir} ({reason}); the previous one stays live"
+                f"cannot write the new index version in {index_dir} ({_reason(index_dir, exc)}){stays_live}"
             ) from exc
         raise
     pointer = index_dir / f".{CURRENT_FILE}.{uuid.uuid4().hex[:8]}"
@@ -426,12 +439,31 @@ def write_version(
     except OSError as exc:
         pointer.unlink(missing_ok=True)
         raise IndexWriteError(
-            f"cannot switch {index_dir / CURRENT_FILE} to the new version ({exc.strerror or exc});"
-            " the previous one stays live"
+            f"cannot switch {index_dir / CURRENT_FILE} to the new version"
+            f" ({_reason(index_dir, exc)}){stays_live}"
         ) from exc
     _fsync_file(index_dir)
-    _prune_versions(index_dir, keep=version_dir)
+    _prune_versions(index_dir, keep={version_dir, previous} if previous else {version_dir})
     return version_dir
+
+
+def _live_version(index_dir: Path) -> Path | None:
+    """The version CURRENT names before a switch, or None (no index yet, or a damaged CURRENT)."""
+    try:
+        return current_version(index_dir)
+    except IndexCorruptError:
+        return None
+
+
+def _reason(folder: Path, exc: OSError, lower: bool = False) -> str:
+    """Why writing in `folder` failed, for a one-line message: the system's words ("Permission denied",
+    first letter lowered with `lower`), or which path is a file where a folder is needed."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if in_the_way is not None:
+            return f"{in_the_way} is a file, not a folder"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return reason[:1].lower() + reason[1:] if lower else reason
 
 
 def _remove_abandoned_builds(index_dir: Path) -> None:
@@ -441,12 +473,13 @@ def _remove_abandoned_builds(index_dir: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def _prune_versions(index_dir: Path, keep: Path) -> None:
-    """Keep the live version and the one before it (a reader may still be opening it)."""
-    versions = sorted((p for p in index_dir.glob("v-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
-    stale = [p for p in versions if p != keep][: max(0, len(versions) - KEEP_VERSIONS)]
-    for old in stale:
-        shutil.rmtree(old, ignore_errors=True)
+def _prune_versions(index_dir: Path, keep: Collection[Path]) -> None:
+    """Remove every version folder but `keep`: the new live version and the one CURRENT named before the
+    switch (a reader may still be opening it). Folders a killed build renamed into place but never made
+    live go too, whatever their age (call under build_lock)."""
+    for old in index_dir.glob("v-*"):
+        if old.is_dir() and old not in keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -272,6 +272,39 @@ def test_sigkill_of_rolecall_index_at_each_point_keeps_a_loadable_answering_inde
     assert answer.answered and answer.hits[0].passage.source == "data-scientist.md"
 
 
+def test_a_build_killed_before_the_switch_leaves_a_folder_the_next_build_drops_not_the_live_one(
+    copied: tuple[Path, Path], real_embedder: Any
+) -> None:
+    """The killed run renamed its version into place but never made it live; being the newest folder
+    must not save it from the next build's prune, nor cost the version readers were still opening."""
+    knowledge, index_dir = copied
+    live = _live(index_dir)
+    versions_before = set(index_dir.glob("v-*"))
+    write_docs(knowledge, NEW_DOC)
+    process = _index_command(knowledge, index_dir, "before-switch")
+    try:
+        _wait_for_line(process, "PAUSED before-switch")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    (leftover,) = set(index_dir.glob("v-*")) - versions_before  # renamed into place, never live
+    assert _live(index_dir) == live
+
+    service = make_service(knowledge, index_dir, real_embedder)
+    assert service.reindex().wrote_new_version
+    new = _live(index_dir)
+    assert new not in (live, leftover)
+    # The version live until this build is kept for readers still opening it: whole and loadable.
+    assert live.is_dir(), f"{live.name}, live until this build, was pruned; {leftover.name} was kept"
+    passages = (live / store.PASSAGES_FILE).read_text().splitlines()
+    assert store.read_manifest(live).passage_count == len(passages)
+    assert (live / store.VECTORS_FILE).is_file()
+    assert not leftover.exists()
+    assert set(index_dir.glob("v-*")) == {live, new}
+    answer = service.ask(DATA_QUESTION)
+    assert answer.answered and answer.hits[0].passage.source == "data-scientist.md"
+
+
 def test_a_killed_index_run_leaves_no_lock_behind(copied: tuple[Path, Path], real_embedder: Any) -> None:
     """The build lock is an flock: the kernel drops it with the process, so the next reindex runs at once."""
     knowledge, index_dir = copied

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bot.cli import main
+from bot.service import RolecallService
 from index import store
 from index.builder import build_index
 from index.chunking import passage_sentences
 from index.embedding import ModelSpec, resolve_model
 from index.errors import IndexCorruptError, IndexMissingError, NoDocumentsError
 from index.search import SearchIndex
-from tests.conftest import FakeEmbedder, write_docs
+from tests.conftest import REPO, FakeEmbedder, make_service, write_docs
 
 
 def _spec(embedder: FakeEmbedder) -> ModelSpec:
@@ -198,3 +204,124 @@ def test_large_sentence_files_are_read_per_passage_with_the_same_rows(
     assert read_per_passage.sentences.read_per_passage
     for pid in range(len(in_memory.passages)):
         assert np.array_equal(in_memory.sentence_rows(pid), read_per_passage.sentence_rows(pid))
+
+
+# -- an index folder that cannot be written: one line, no traceback -----------------------------------
+
+# `rolecall` (bot.cli.main) in a child process, answering with the fake embedder.
+CLI_SCRIPT = """
+import sys
+import bot.cli
+from bot.service import RolecallService
+from tests.conftest import FakeEmbedder
+bot.cli.RolecallService = lambda config: RolecallService(config, FakeEmbedder())
+sys.exit(bot.cli.main(sys.argv[1:]))
+"""
+
+
+def _rolecall_bound_by_file_modes(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`rolecall` in a child that file modes apply to: as root, with its permission override dropped."""
+    drop = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root ignores file modes and setpriv is not installed to drop that")
+        drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [*drop, sys.executable, "-c", CLI_SCRIPT, *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _one_error_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("rolecall: error: ")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+@pytest.mark.parametrize("command", ["index", "ask"])
+def test_an_index_folder_that_cannot_be_created_is_one_error_line(
+    command: str, small_knowledge: Path, tmp_path: Path
+) -> None:
+    parent = tmp_path / "read-only"
+    parent.mkdir()
+    index_dir = parent / "idx"
+    argv = ["--knowledge", str(small_knowledge), "--index", str(index_dir)]
+    argv = ["index", *argv] if command == "index" else ["ask", "pay?", *argv]
+    parent.chmod(0o555)
+    try:
+        done = _rolecall_bound_by_file_modes(argv)
+    finally:
+        parent.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    line = _one_error_line(done.stderr)
+    assert line == f"rolecall: error: cannot write the index folder {index_dir}: permission denied"
+    if command == "index":
+        assert done.stderr.splitlines() == [line]
+    else:  # told first that there is no index and one is being built
+        assert done.stderr.splitlines()[0].startswith(f"no index in {index_dir}")
+    assert not index_dir.exists()
+
+
+def test_a_read_only_index_folder_is_one_error_line(small_knowledge: Path, tmp_path: Path) -> None:
+    index_dir = tmp_path / "idx"
+    index_dir.mkdir(mode=0o555)  # no .lock can be created in it
+    try:
+        done = _rolecall_bound_by_file_modes(
+            ["index", "--knowledge", str(small_knowledge), "--index", str(index_dir)]
+        )
+    finally:
+        index_dir.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"rolecall: error: cannot write the index folder {index_dir}: permission denied"
+    ]
+
+
+def test_a_read_only_index_is_one_error_line_and_its_live_version_serves(
+    small_knowledge: Path, tmp_path: Path
+) -> None:
+    index_dir = tmp_path / "idx"
+    make_service(small_knowledge, index_dir, FakeEmbedder()).reindex()
+    live = store.current_version(index_dir)
+    write_docs(small_knowledge, {"new-role.md": "# New Role\n\n## Work\nA new role builds new things.\n"})
+    index_dir.chmod(0o555)  # the lock file is there; no version folder can be created
+    try:
+        done = _rolecall_bound_by_file_modes(
+            ["index", "--knowledge", str(small_knowledge), "--index", str(index_dir)]
+        )
+    finally:
+        index_dir.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"rolecall: error: cannot write the new index version in {index_dir} (Permission denied);"
+        " the previous one stays live"
+    ]
+    assert store.current_version(index_dir) == live and not list(index_dir.glob(".build-*"))
+    assert len(SearchIndex.open(index_dir)) > 0
+
+
+@pytest.mark.parametrize("where", ["the folder", "a folder inside"])
+@pytest.mark.parametrize("command", ["index", "ask"])
+def test_a_file_where_the_index_folder_should_be_is_one_error_line(
+    command: str,
+    where: str,
+    small_knowledge: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bot.cli.RolecallService", lambda config: RolecallService(config, FakeEmbedder()))
+    plain_file = tmp_path / "afile"
+    plain_file.write_text("not an index\n")
+    index_dir = plain_file if where == "the folder" else plain_file / "idx"
+    argv = ["--knowledge", str(small_knowledge), "--index", str(index_dir)]
+    assert main(["index", *argv] if command == "index" else ["ask", "pay?", *argv]) == 2
+    err = capsys.readouterr().err
+    line = _one_error_line(err)
+    assert line == (
+        f"rolecall: error: cannot write the index folder {index_dir}: {plain_file} is a file, not a folder"
+    )
+    if command == "index":
+        assert err.splitlines() == [line]
+    assert plain_file.read_text() == "not an index\n"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.serve import run_adapters
+from bot.watch import watch_knowledge
 from tests.conftest import FakeEmbedder, make_service
 from tests.fake_slack import free_port, wait_for
 
@@ -48,3 +50,59 @@ async def test_a_new_document_is_indexed_without_a_command(
     finally:
         stop.set()
         await asyncio.wait_for(server, 60)
+
+
+async def test_an_unexpected_reindex_failure_is_logged_and_watching_goes_on(
+    small_knowledge: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.watch")
+    service = make_service(small_knowledge, tmp_path / "index", FakeEmbedder())
+    service.open()
+    before = service.passage_count
+    reindex = service.reindex
+    calls: list[int] = []
+
+    def fails_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("unexpected hiccup in the reindex")
+        return reindex(*args, **kwargs)
+
+    monkeypatch.setattr(service, "reindex", fails_once)
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_knowledge(service, stop, debounce_ms=100))
+    try:
+        # Changed until the watcher has seen a change: it may start a moment after this test does.
+        for attempt in range(1, 40):
+            (small_knowledge / "notes.md").write_text(f"# Notes\n\n## Draft\nDraft {attempt}.\n")
+            try:
+                await wait_for(lambda: calls, "the first reindex", timeout=1)
+                break
+            except AssertionError:
+                assert not watcher.done(), watcher
+        failed = await wait_for(
+            lambda: [r for r in caplog.records if r.name == "bot.watch" and r.levelno >= logging.ERROR],
+            "the failure logged",
+            timeout=10,
+        )
+        assert len(failed) == 1 and failed[0].levelno == logging.ERROR and failed[0].exc_info  # + traceback
+        assert failed[0].getMessage().splitlines() == [
+            "reindex after a change failed unexpectedly; the previous index keeps serving:"
+            " RuntimeError: unexpected hiccup in the reindex"
+        ]
+
+        (small_knowledge / "data-engineer.md").write_text(
+            "---\ntitle: Data Engineer\n---\n# Data Engineer\n\n## Tools\n"
+            "Data engineers build pipelines with Apache Airflow and dbt.\n",
+            encoding="utf-8",
+        )
+        await wait_for(lambda: service.passage_count > before, "the reindex of a later change", timeout=20)
+        assert "Data Engineer" in {document.title for document in service.retriever.index.documents}
+        assert not watcher.done()
+        assert not [r for r in caplog.records if "stopped watching" in r.getMessage()]
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, 30)
