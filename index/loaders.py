@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import bisect
 import codecs
+import errno
 import hashlib
 import html
 import io
+import itertools
 import logging
 import os
 import re
 import stat
 import textwrap
-from collections.abc import Callable, Iterable
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 import docx
 import yaml
 from bs4 import BeautifulSoup
-from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
+from bs4.element import (
+    Comment,
+    Declaration,
+    Doctype,
+    NavigableString,
+    PageElement,
+    ProcessingInstruction,
+    Tag,
+)
 from docx.document import Document as DocxDocument
 from docx.table import Table
 from pypdf import PasswordType, PdfReader
@@ -30,6 +43,9 @@ from index.types import Document, Section, SkippedFile
 _SUFFIX_ORDER = (".md", ".mdx", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx")
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_SUFFIX_ORDER)
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+_ZIP_SUFFIXES = frozenset({".docx"})  # zip archives: the size limit applies to what they unpack to
+
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------
@@ -38,7 +54,13 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
 def iter_candidate_files(root: Path) -> list[Path]:
-    """Every regular, non-hidden file under root (recursively), sorted."""
+    """Every regular, non-hidden file under root (recursively), sorted.
+
+    Also listed, so that nothing vanishes without a word: each entry that cannot be used but may be
+    meant as a document (a broken link, a link loop, a file that cannot be looked at) and each
+    subfolder that cannot be listed (its own path: its files cannot be named). load_file turns
+    these into a SkippedFile with the reason.
+    """
     try:
         info = root.stat()
     except (FileNotFoundError, NotADirectoryError) as exc:
@@ -53,33 +75,66 @@ def iter_candidate_files(root: Path) -> list[Path]:
         raise KnowledgeFolderError(f"Knowledge folder cannot be read: {root} ({_os_reason(exc)})") from exc
 
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unlistable(error: OSError) -> None:  # without this, os.walk leaves the folder out silently
+        if error.filename is not None and not isinstance(error, FileNotFoundError):  # gone: nothing lost
+            found.append(Path(os.fsdecode(error.filename)))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
         dirnames[:] = [name for name in dirnames if not name.startswith(".")]
         for name in filenames:
             candidate = Path(dirpath) / name
-            if not name.startswith(".") and candidate.is_file():
+            if not name.startswith(".") and _is_candidate(candidate):
                 found.append(candidate)
     return sorted(found)
+
+
+def _is_candidate(path: Path) -> bool:
+    """A regular file (or a link to one), or an entry that cannot be looked at or followed."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return False  # removed since its folder was listed
+    except OSError:
+        return True  # e.g. no permission to look inside the folder: load_file says so
+    if not stat.S_ISLNK(info.st_mode):
+        return stat.S_ISREG(info.st_mode)
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return True  # a broken link or a link loop: load_file says which
 
 
 def load_file(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Document | SkippedFile:
     """Load one file; a file that cannot be used comes back as a SkippedFile, never an exception.
 
-    `path` must lie under `root` (a ValueError otherwise is a caller bug, not a bad file).
+    `path` must lie under `root` (a ValueError otherwise is a caller bug, not a bad file). A path
+    that is not a file to read (a folder that cannot be listed, a broken link, a link loop) is
+    skipped with that reason too.
     """
     source = path.relative_to(root).as_posix()
+    try:
+        return _load(path, source, max_bytes)
+    except _Unusable as exc:
+        return SkippedFile(source, exc.reason)
+    except Exception as exc:  # last resort: a parser's bug or limit costs one file, not the whole reindex
+        log.debug("unexpected error loading %s", path, exc_info=True)
+        return SkippedFile(source, f"cannot parse: {type(exc).__name__}")
+
+
+def _load(path: Path, source: str, max_bytes: int) -> Document:
+    _check_entry(path)
     suffix = path.suffix.lower()
     loader = _LOADERS.get(suffix)
     if loader is None:
-        return SkippedFile(source, _unsupported_reason(suffix))
-    try:
-        raw = _read_bytes(path, max_bytes)
-        parsed = loader(raw, _prettify_stem(path.stem))
-    except _Unusable as exc:
-        return SkippedFile(source, exc.reason)
+        raise _Unusable(_unsupported_reason(suffix))
+    raw = _read_bytes(path, max_bytes)
+    if suffix in _ZIP_SUFFIXES:
+        _check_unpacked_size(raw, max_bytes)
+    parsed = loader(raw, _prettify_stem(path.stem))
     sections = _build_sections(parsed.title, parsed.blocks)
     if not sections:
-        return SkippedFile(source, "no text after removing markup")
+        raise _Unusable("no text after removing markup")
     return Document(
         source=source,
         title=parsed.title,
@@ -141,10 +196,56 @@ def _human_size(size: float) -> str:
     return f"{int(size)} B"
 
 
+def _check_entry(path: Path) -> None:
+    """Raise _Unusable for a path that is no file to read: a folder, a broken link, a link loop."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Unusable("link loop (the link leads back to itself)") from exc
+        if isinstance(exc, (FileNotFoundError, NotADirectoryError)) and path.is_symlink():
+            raise _Unusable(f"broken link (its target {_link_target(path)} does not exist)") from exc
+        return  # reading it gives the reason, e.g. permission denied
+    if stat.S_ISDIR(info.st_mode):
+        try:
+            with os.scandir(path):
+                pass
+        except OSError as exc:
+            raise _Unusable(f"cannot list folder: {_os_reason(exc)}") from exc
+        raise _Unusable("not a regular file")
+
+
+def _link_target(path: Path) -> str:
+    try:
+        target = _squash(os.readlink(path))
+    except OSError:
+        return "?"
+    return target if len(target) <= 80 else "..." + target[-77:]
+
+
+def _check_unpacked_size(raw: bytes, max_bytes: int) -> None:
+    """The size limit applies to what a zip-based file unpacks to, not only to its size on disk.
+
+    zipfile never unpacks a member beyond its recorded size (it stops there and fails the CRC
+    check), so the recorded sizes bound what the parser can be handed. A file that is no valid
+    zip is left to its loader, whose error names the problem.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except Exception:  # noqa: BLE001 - zipfile raises many kinds for damaged files; the loader reports them
+        return
+    if unpacked > max_bytes:
+        raise _Unusable(f"unpacks to {_human_size(unpacked)}, over the {_human_size(max_bytes)} limit")
+
+
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
     too_big = "larger than the {limit} limit ({size})"
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a folder, a device or a pipe (which would block the read)
+            raise _Unusable("not a regular file")
+        size = info.st_size
         if size > max_bytes:
             raise _Unusable(too_big.format(limit=_human_size(max_bytes), size=_human_size(size)))
         with path.open("rb") as handle:
@@ -266,22 +367,23 @@ def _build_sections(title: str, blocks: Iterable[_Block]) -> tuple[Section, ...]
 # Markdown / MDX
 # ---------------------------------------------------------------------------
 
+_METADATA_CHARS = 1000  # the most text kept of one front-matter value
+_METADATA_NODES = 1000  # the most list items looked at while flattening one front-matter value
+_METADATA_KEYS = 100  # the most front-matter keys looked at
+_DONE = object()  # end of an iterator, for next(iterator, _DONE)
 _FRONT_MATTER = re.compile(r"---[ \t]*\n(.*?\n)?---[ \t]*(?:\n|$)", re.DOTALL)
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _CODE_SPAN = r"(?P<ticks>`+)[^\n]*?(?<!`)(?P=ticks)(?!`)"
 _ATTRS = r"""(?:(?:(?!\n[ \t]*\n)[^<>{}"'])|"[^"]*"|'[^']*'|\{(?:[^{}]|\{[^{}]*\})*\})*"""
 _TAG = re.compile(rf"(?P<code>{_CODE_SPAN})|</?(?P<name>[A-Za-z][\w.:-]*)(?:\s{_ATTRS})?/?>")
-_DROPPED_ELEMENT = re.compile(
-    rf"(?P<code>{_CODE_SPAN})|<(?P<name>head|script|style|iframe|svg|noscript|template)\b{_ATTRS}>"
-    r".*?</(?P=name)\s*>",
-    re.DOTALL | re.IGNORECASE,
+_DROPPED_OPENING = re.compile(
+    rf"(?P<code>{_CODE_SPAN})|<(?P<name>head|script|style|iframe|svg|noscript|template)\b{_ATTRS}>",
+    re.IGNORECASE,
 )
 _INLINE_TAGS = frozenset(
     {"a", "abbr", "b", "code", "em", "i", "kbd", "mark", "s", "small", "span", "strong", "sub", "u"}
 )
 _SUP = re.compile(r"<sup>([^<]*)</sup>", re.IGNORECASE)
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_MDX_COMMENT = re.compile(r"\{/\*.*?\*/\}", re.DOTALL)
 _ESM_LINE = re.compile(
     r"""^(?:import\s+(?:['"]|\{\s*$|[\w${},*\s]+?\s+from\s+['"])"""
     r"|export\s+(?:(?:default|const|let|var|function|class|async)\b|\{|\*))"
@@ -299,11 +401,27 @@ _LINKS = re.compile(
     rf"(?P<code>{_CODE_SPAN})|(?P<image>!\[[^\]]*\]{_LINK_TARGET})"
     rf"|\[(?P<text>(?:[^\[\]]|\[[^\[\]]*\])+)\]{_LINK_TARGET}|<(?P<url>(?:https?|ftp|mailto):[^>\s]+)>"
 )
+
+
+class _Emphasis(NamedTuple):
+    """A delimited span whose markers are dropped: `opening` (group 1 is the marker) starts it and
+    the first `closing` after at least one character, on the same line, ends it.
+
+    The same as re.sub(opening (.+?) closing, content) with `closing` a backreference to the marker,
+    but linear: every place where a closing marker may stand is found once, in one pass, instead of
+    each unclosed opening marker scanning to the end of the line (a 100 KB paragraph of "**a "
+    took 40 s).
+    """
+
+    opening: re.Pattern[str]
+    closing: str  # a zero-width pattern, matching before each possible closing marker; {0} is the marker
+
+
 _EMPHASIS = (
-    re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"),
-    re.compile(r"(?<![\w*\\])\*(?=[^\s*])(.+?)(?<=[^\s*\\])\*(?![\w*])"),
-    re.compile(r"(?<![\w\\])_(?=\S)(.+?)(?<=[^\s\\])_(?!\w)"),
-    re.compile(r"~~(?=\S)(.+?)(?<=\S)~~"),
+    _Emphasis(re.compile(r"(\*\*|__)(?=\S)"), r"(?<=\S)(?={0})"),
+    _Emphasis(re.compile(r"(?<![\w*\\])(\*)(?=[^\s*])"), r"(?<=[^\s*\\])(?={0}(?![\w*]))"),
+    _Emphasis(re.compile(r"(?<![\w\\])(_)(?=\S)"), r"(?<=[^\s\\])(?={0}(?!\w))"),
+    _Emphasis(re.compile(r"(~~)(?=\S)"), r"(?<=\S)(?={0})"),
 )
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 _ESCAPED = re.compile("[\U000f0000-\U000f007f]")  # private-use stand-ins for escaped punctuation
@@ -315,12 +433,11 @@ def _load_markdown(raw: bytes, fallback_title: str) -> _Parsed:
     for is_code, chunk in _split_fences(body):
         blocks.extend([_Block("code", chunk)] if is_code else _markdown_blocks(_clean_mdx(chunk)))
     first_h1 = next((block.text for block in blocks if block.kind == "heading" and block.level == 1), "")
-    title = _squash(str(front.get("title") or "")) or _squash(first_h1) or fallback_title
-    metadata = {
-        key: text
-        for key, value in front.items()
-        if key not in ("title", "aliases") and (text := _scalar_text(value))
-    }
+    title = _scalar_text(front.get("title") or "") or _squash(first_h1) or fallback_title
+    metadata: dict[str, str] = {}
+    for key, value in itertools.islice(front.items(), _METADATA_KEYS):
+        if key not in ("title", "aliases") and (text := _scalar_text(value)):
+            metadata[key[:_METADATA_CHARS]] = text
     return _Parsed(title, blocks, _aliases(front.get("aliases")), metadata)
 
 
@@ -332,7 +449,7 @@ def _split_front_matter(text: str) -> tuple[dict[str, object], str]:
     body = text[match.end() :]
     try:
         data = yaml.safe_load(match.group(1) or "")
-    except yaml.YAMLError:
+    except Exception:  # noqa: BLE001 - as invalid YAML: also nesting too deep (RecursionError), a bad date (ValueError)
         return {}, body
     if not isinstance(data, dict):
         return {}, body
@@ -340,14 +457,36 @@ def _split_front_matter(text: str) -> tuple[dict[str, object], str]:
 
 
 def _scalar_text(value: object) -> str:
-    """Front-matter value as a plain string; lists are comma-joined, mappings are ignored."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ", ".join(text for item in value if (text := _scalar_text(item)))
-    if value is None or isinstance(value, dict):
-        return ""
-    return _squash(str(value))
+    """Front-matter value as a plain string; lists are comma-joined, mappings are ignored.
+
+    Capped at _METADATA_CHARS characters, and at most _METADATA_NODES items are looked at: YAML
+    aliases let a few hundred bytes name billions of items (an alias bomb), and the walk stops
+    long before it would expand them.
+    """
+    parts: list[str] = []
+    length = 0
+    visited = 0
+    pending: list[Iterator[object]] = [iter((value,))]  # an explicit stack: no recursion limit either
+    while pending and visited < _METADATA_NODES and length < _METADATA_CHARS:
+        item = next(pending[-1], _DONE)
+        if item is _DONE:
+            pending.pop()
+            continue
+        visited += 1
+        if isinstance(item, (list, tuple, set, frozenset)):  # tuples: !!pairs and !!omap
+            pending.append(iter(item))
+            continue
+        if isinstance(item, bool):
+            text = "true" if item else "false"
+        elif item is None or isinstance(item, dict):
+            continue
+        else:
+            text = _squash(str(item)[: 4 * _METADATA_CHARS])  # an aliased long string is cut before squashing
+        if text:
+            parts.append(text)
+            length += len(text) + 2
+    joined = ", ".join(parts)
+    return joined if len(joined) <= _METADATA_CHARS else joined[:_METADATA_CHARS].rstrip(", ")
 
 
 def _aliases(value: object) -> tuple[str, ...]:
@@ -388,9 +527,9 @@ def _split_fences(text: str) -> list[tuple[bool, str]]:
 
 def _clean_mdx(text: str) -> str:
     """Remove MDX/HTML noise from prose (never code): ESM lines, components, tags, comments, admonitions."""
-    text = _MDX_COMMENT.sub("", text)
-    text = _HTML_COMMENT.sub("", text)
-    text = _DROPPED_ELEMENT.sub(lambda m: m.group("code") or "", text)
+    text = _drop_between(text, "{/*", "*/}")
+    text = _drop_between(text, "<!--", "-->")
+    text = _drop_elements(text)
     text = _SUP.sub(_superscript, text)
     text = _TAG.sub(_replace_tag, text)
     text = re.sub(r"\{\s*(['\"])\s\1\s*\}", " ", text)  # JSX {' '}
@@ -403,6 +542,52 @@ def _clean_mdx(text: str) -> str:
         if not _ADMONITION.match(line):
             kept.append(line)
     return "\n".join(kept)
+
+
+def _drop_between(text: str, opening: str, closing: str) -> str:
+    """Remove each `opening ... closing` span (e.g. HTML comments), in linear time: once an opening
+    has no closing after it, none of the later ones has (re.sub with `.*?` would rescan the rest of
+    the text for every unclosed one)."""
+    pieces: list[str] = []
+    position = 0
+    while (start := text.find(opening, position)) >= 0:
+        end = text.find(closing, start + len(opening))
+        if end < 0:
+            break
+        pieces.append(text[position:start])
+        position = end + len(closing)
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def _drop_elements(text: str) -> str:
+    """Remove <script>...</script>, <style>...</style> and the like with their content; code spans
+    are kept, and so is an element that is never closed (its tag alone goes later, as any tag).
+
+    Each opening tag looks for its closing tag once; a name found unclosed after some point is not
+    looked for again after it, so the work is linear (a regex `<script>.*?</script>` rescans to the
+    end of the text for every unclosed tag: 16 s for 200 KB of them).
+    """
+    pieces: list[str] = []
+    position = 0  # text before this is in pieces (or dropped)
+    search_from = 0
+    unclosed_from: dict[str, int] = {}  # tag name -> no closing tag of that name from this offset on
+    while match := _DROPPED_OPENING.search(text, search_from):
+        if match.group("code"):
+            search_from = match.end()
+            continue
+        name = match.group("name").lower()
+        closing = None
+        if match.end() < unclosed_from.get(name, len(text) + 1):
+            closing = re.compile(rf"</{name}\s*>", re.IGNORECASE).search(text, match.end())
+        if closing is None:
+            unclosed_from.setdefault(name, match.end())
+            search_from = match.start() + 1
+            continue
+        pieces.append(text[position : match.start()])
+        position = search_from = closing.end()
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 def _superscript(match: re.Match[str]) -> str:
@@ -505,9 +690,35 @@ def _md_inline(text: str) -> str:
 
 
 def _md_emphasis(text: str) -> str:
-    for pattern in _EMPHASIS:
-        text = pattern.sub(lambda m: m.group(m.lastindex or 0), text)
+    for emphasis in _EMPHASIS:
+        text = _strip_markers(text, emphasis)
     return html.unescape(text)
+
+
+def _strip_markers(text: str, emphasis: _Emphasis) -> str:
+    """Replace each delimited span by its content (see _Emphasis), left to right like re.sub."""
+    closings: dict[str, list[int]] = {}  # marker -> every offset where a closing marker may start
+    line_ends = [match.start() for match in re.finditer("\n", text)]
+    pieces: list[str] = []
+    position = 0  # text before this is in pieces
+    search_from = 0
+    while match := emphasis.opening.search(text, search_from):
+        marker = match.group(1)
+        if marker not in closings:
+            closing = re.compile(emphasis.closing.format(re.escape(marker)))
+            closings[marker] = [found.start() for found in closing.finditer(text)]
+        candidates = closings[marker]
+        index = bisect.bisect_left(candidates, match.end() + 1)  # the content is at least one character
+        line = bisect.bisect_left(line_ends, match.end())
+        line_end = line_ends[line] if line < len(line_ends) else len(text)
+        if index == len(candidates) or candidates[index] > line_end:
+            search_from = match.start() + 1
+            continue
+        end = candidates[index]
+        pieces.extend((text[position : match.start()], text[match.end() : end]))
+        position = search_from = end + len(marker)
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 # ---------------------------------------------------------------------------
@@ -619,50 +830,106 @@ def _load_html(raw: bytes, fallback_title: str) -> _Parsed:
     return _Parsed(title, blocks)
 
 
+class _Step(Enum):
+    """What _html_walk does after an element's children, queued behind them."""
+
+    END_INLINE = "end the running paragraph"
+    BREAK = "end a run of list or table lines"
+
+
 def _html_walk(node: Tag, blocks: list[_Block], inline: list[str]) -> None:
-    """Append node's content to blocks in document order; inline collects running paragraph text."""
+    """Append node's content to blocks in document order; inline collects running paragraph text.
 
-    def end_inline() -> None:
-        _end_inline(blocks, inline)
-
-    for child in node.children:
+    Depth-first with an explicit stack, not recursion: a page nested thousands of elements deep
+    (which html.parser builds without complaint) must not hit Python's recursion limit.
+    """
+    pending: list[Iterator[PageElement | _Step]] = [iter(node.children)]
+    moved: set[int] = set()  # ids of the lists read after their item's line instead of where they stand
+    while pending:
+        child = next(pending[-1], None)
+        if child is None:
+            pending.pop()
+            continue
+        if child is _Step.END_INLINE:
+            _end_inline(blocks, inline)
+            continue
+        if child is _Step.BREAK:
+            blocks.append(_Block("break", ""))
+            continue
         if isinstance(child, _HTML_SKIPPED_STRINGS):
             continue
         if isinstance(child, NavigableString):
             inline.append(str(child))
             continue
-        if not isinstance(child, Tag):
+        if not isinstance(child, Tag) or id(child) in moved:
             continue
         name = child.name.lower()
         if name in _HTML_HEADINGS:
-            end_inline()
-            blocks.append(_Block("heading", child.get_text(" "), int(name[1])))
+            _end_inline(blocks, inline)
+            blocks.append(_Block("heading", _text_without(child, moved), int(name[1])))
         elif name == "li":
-            end_inline()
-            nested = [sub for sub in child.find_all(["ul", "ol"]) if sub.find_parent("li") is child]
-            for sub in nested:
-                sub.extract()
-            blocks.append(_Block("line", "- " + child.get_text(" ")))
-            for sub in nested:
-                _html_walk(sub, blocks, inline)
-                end_inline()
+            _end_inline(blocks, inline)
+            nested = _own_lists(child)  # its sublists: read after its line, each as a run of lines
+            moved.update(id(sub) for sub in nested)
+            blocks.append(_Block("line", "- " + _text_without(child, moved)))
+            pending.append(itertools.chain.from_iterable((*sub.children, _Step.END_INLINE) for sub in nested))
         elif name == "tr":
-            end_inline()
-            cells = [_squash(cell.get_text(" ")) for cell in child.find_all(["td", "th"], recursive=False)]
-            blocks.append(_Block("line", " | ".join(cells)))
+            _end_inline(blocks, inline)
+            cells = child.find_all(["td", "th"], recursive=False)
+            blocks.append(_Block("line", " | ".join(_squash(_text_without(cell, moved)) for cell in cells)))
         elif name == "pre":
-            end_inline()
-            blocks.append(_Block("code", child.get_text()))
+            _end_inline(blocks, inline)
+            blocks.append(_Block("code", _text_without(child, moved, "")))
         elif name == "br":
             inline.append(" ")
         elif name in _HTML_BLOCKS:
-            end_inline()
-            _html_walk(child, blocks, inline)
-            end_inline()
-            if name in ("ul", "ol", "dl", "table"):
-                blocks.append(_Block("break", ""))
+            _end_inline(blocks, inline)
+            after = (
+                (_Step.END_INLINE, _Step.BREAK)
+                if name in ("ul", "ol", "dl", "table")
+                else (_Step.END_INLINE,)
+            )
+            pending.append(itertools.chain(child.children, after))
         else:
-            _html_walk(child, blocks, inline)
+            pending.append(iter(child.children))
+
+
+def _own_lists(item: Tag) -> list[Tag]:
+    """The ul/ol elements inside a list item whose nearest li is this item, in document order.
+
+    What [sub for sub in item.find_all(["ul", "ol"]) if sub.find_parent("li") is item] gives, but
+    without looking inside deeper items: on lists nested thousands deep that costs linear time, not
+    quadratic (79 s for 92 KB of them).
+    """
+    found: list[Tag] = []
+    pending: list[Iterator[PageElement]] = [iter(item.children)]
+    while pending:
+        node = next(pending[-1], None)
+        if node is None:
+            pending.pop()
+        elif isinstance(node, Tag) and node.name != "li":
+            if node.name in ("ul", "ol"):
+                found.append(node)
+            pending.append(iter(node.children))
+    return found
+
+
+def _text_without(node: Tag, left_out: set[int], separator: str = " ") -> str:
+    """node.get_text(separator) without the elements whose ids are in left_out, and without
+    changing the tree (extracting a deeply nested list costs time in proportion to its depth)."""
+    types = node.interesting_string_types or Tag.MAIN_CONTENT_STRING_TYPES  # what get_text reads
+    parts: list[str] = []
+    pending: list[Iterator[PageElement]] = [iter(node.children)]
+    while pending:
+        child = next(pending[-1], None)
+        if child is None:
+            pending.pop()
+        elif isinstance(child, Tag):
+            if id(child) not in left_out:
+                pending.append(iter(child.children))
+        elif isinstance(child, NavigableString) and type(child) in types:
+            parts.append(child)
+    return separator.join(parts)
 
 
 def _end_inline(blocks: list[_Block], inline: list[str]) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import docx
@@ -14,6 +19,7 @@ from pypdf import PdfWriter
 from index.errors import KnowledgeFolderError
 from index.loaders import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, iter_candidate_files, load_file
 from index.types import Document, Section, SkippedFile
+from tests.conftest import REPO
 
 
 def write(root: Path, name: str, content: str | bytes) -> Path:
@@ -492,6 +498,106 @@ def test_permission_error_while_reading_is_a_skip(tmp_path: Path, monkeypatch: p
     assert load_file(path, tmp_path) == SkippedFile("locked.md", "permission denied")
 
 
+# --- Hostile files: one file skipped or capped, never a failed or stalled reindex ------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        (
+            "deep.html",
+            "<p>Intro.</p>" + "<div>" * 3000 + "Deep text." + "</div>" * 3000,
+            "Intro.\n\nDeep text.",
+        ),
+        (
+            "lists.html",
+            "<ul><li>item " * 3000 + "</li></ul>" * 3000 + "<p>Last.</p>",
+            "- item\n" * 2999 + "- item",
+        ),
+    ],
+)
+def test_html_nested_thousands_deep_loads_in_full(
+    tmp_path: Path, name: str, content: str, expected: str
+) -> None:
+    doc = load(tmp_path, name, content)  # was a RecursionError that stopped the whole reindex
+    assert all_text(doc).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        "tags: " + "[" * 5000,  # nested too deep for the YAML parser (a RecursionError)
+        "date: 2024-13-45",  # no such month (a ValueError)
+        "date: !!timestamp soon",  # (an AttributeError inside the YAML parser)
+    ],
+)
+def test_front_matter_that_yaml_cannot_read_is_dropped_and_the_body_kept(tmp_path: Path, front: str) -> None:
+    doc = load(tmp_path, "data-engineer.md", f"---\ntitle: Ignored\n{front}\n---\nBody text here.\n")
+    assert doc.title == "Data Engineer"
+    assert doc.metadata == {} and all_text(doc) == "Body text here."
+
+
+def test_an_unexpected_parser_error_skips_only_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def overflow(*_args: object, **_kwargs: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr("index.loaders.BeautifulSoup", overflow)
+    assert skip_reason(tmp_path, "page.html", "<p>Text.</p>") == "cannot parse: RecursionError"
+    assert isinstance(load_file(write(tmp_path, "notes.md", "Text.\n"), tmp_path), Document)
+
+    def interrupt(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("index.loaders.BeautifulSoup", interrupt)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C still stops the reindex
+        load_file(tmp_path / "page.html", tmp_path)
+
+
+def alias_bomb(levels: int) -> str:
+    """YAML whose last key names 9**levels items through aliases: `b: &b [*a, *a, ...]` and so on."""
+    lines = ["a: &a [" + ",".join(["lol"] * 9) + "]"]
+    for previous, name in itertools.pairwise("abcdefghijklmnop"[:levels]):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+    return "---\n" + "\n".join(lines) + "\n---\nBody text.\n"
+
+
+def test_a_yaml_alias_bomb_in_front_matter_is_capped(tmp_path: Path) -> None:
+    text = alias_bomb(levels=8)
+    assert len(text) < 400  # a few hundred bytes naming 43 million items (215 MB of text flattened)
+    doc = load(tmp_path, "bomb.md", text)
+    assert all_text(doc) == "Body text."
+    assert doc.metadata["a"] == ", ".join(["lol"] * 9)
+    assert list(doc.metadata) == list("abcdefgh")
+    assert all(900 < len(value) <= 1000 for key, value in doc.metadata.items() if key >= "c")
+
+
+def test_a_docx_that_unpacks_beyond_the_size_limit_is_skipped(tmp_path: Path) -> None:
+    document = docx.Document()
+    document.add_paragraph("x" * 2_000_000)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    assert len(buffer.getvalue()) < 100 * 1024  # small on disk: the limit alone let it through
+    reason = skip_reason(tmp_path, "bomb.docx", buffer.getvalue(), max_bytes=1024 * 1024)
+    assert re.fullmatch(r"unpacks to 2\.\d MB, over the 1 MB limit", reason), reason
+
+
+@pytest.mark.parametrize(
+    "unclosed",
+    ["<script>x\n", "<!-- x\n", "{/* x\n", "**a ", "_a "],
+    ids=["script", "html-comment", "mdx-comment", "bold", "underscore"],
+)
+def test_many_unclosed_tags_comments_or_emphasis_markers_are_a_normal_file(
+    tmp_path: Path, unclosed: str
+) -> None:
+    # 400 KB of them: each one used to make a regex rescan the rest of the text (minutes in all).
+    body = unclosed * (400_000 // len(unclosed))
+    doc = load(tmp_path, "notes.md", f"# Notes\n\nFirst paragraph.\n\n{body}\n\nLast paragraph.\n")
+    text = all_text(doc)
+    assert text.startswith("First paragraph.") and text.endswith("Last paragraph.")
+
+
 # --- Identity: source and hash --------------------------------------------------------------------
 
 
@@ -535,3 +641,66 @@ def test_iter_candidate_files_rejects_a_file_given_as_folder(tmp_path: Path) -> 
     path = write(tmp_path, "file.md", "x")
     with pytest.raises(KnowledgeFolderError, match="not a directory"):
         iter_candidate_files(path)
+
+
+def test_broken_and_looping_links_are_listed_and_skipped_with_a_reason(tmp_path: Path) -> None:
+    write(tmp_path, "role.md", "Text.\n")
+    (tmp_path / "alias.md").symlink_to("role.md")  # a working link is a document, as before
+    (tmp_path / "moved.md").symlink_to("gone/moved.md")
+    (tmp_path / "loop.md").symlink_to("loop.md")
+    (tmp_path / "ping.md").symlink_to("pong.md")
+    (tmp_path / "pong.md").symlink_to("ping.md")
+    files = iter_candidate_files(tmp_path)
+    results = {path.relative_to(tmp_path).as_posix(): load_file(path, tmp_path) for path in files}
+    assert sorted(results) == ["alias.md", "loop.md", "moved.md", "ping.md", "pong.md", "role.md"]
+    assert isinstance(results["role.md"], Document) and isinstance(results["alias.md"], Document)
+    assert results["moved.md"] == SkippedFile(
+        "moved.md", "broken link (its target gone/moved.md does not exist)"
+    )
+    for name in ("loop.md", "ping.md", "pong.md"):
+        assert results[name] == SkippedFile(name, "link loop (the link leads back to itself)")
+
+
+# `rolecall` (bot.cli.main) in a child process, answering with the fake embedder.
+CLI_SCRIPT = """
+import sys
+import bot.cli
+from bot.service import RolecallService
+from tests.conftest import FakeEmbedder
+bot.cli.RolecallService = lambda config: RolecallService(config, FakeEmbedder())
+sys.exit(bot.cli.main(sys.argv[1:]))
+"""
+
+
+def rolecall_bound_by_file_modes(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`rolecall` in a child that file modes apply to: as root, with its permission override dropped."""
+    drop = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root ignores file modes and setpriv is not installed to drop that")
+        drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [*drop, sys.executable, "-c", CLI_SCRIPT, *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes")
+def test_folders_that_cannot_be_read_are_skipped_with_a_reason_and_the_rest_indexed(tmp_path: Path) -> None:
+    knowledge = tmp_path / "knowledge"
+    write(knowledge, "role.md", "# Staff Engineer\n\nStaff engineers set technical direction.\n")
+    write(knowledge, "locked/secret.md", "# Secret\n\nText.\n")
+    write(knowledge, "no-search/notes.md", "# Notes\n\nText.\n")
+    (knowledge / "locked").chmod(0)
+    (knowledge / "no-search").chmod(0o644)  # its names can be listed, its files not looked at
+    try:
+        done = rolecall_bound_by_file_modes(
+            ["index", "--knowledge", str(knowledge), "--index", str(tmp_path / "idx")]
+        )
+    finally:
+        (knowledge / "locked").chmod(0o755)
+        (knowledge / "no-search").chmod(0o755)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "added 1, changed 0, removed 0, unchanged 0, skipped 2;" in done.stdout
+    assert "skipped: locked: cannot list folder: permission denied" in done.stdout
+    assert "skipped: no-search/notes.md: permission denied" in done.stdout
