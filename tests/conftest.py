@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -150,3 +153,27 @@ def bundled(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTra
     service = make_service(BUNDLED_KNOWLEDGE, tmp_path_factory.mktemp("bundled") / "idx", real_embedder)
     service.open()
     return service
+
+
+# `rolecall` (bot.cli.main) in a child process, answering with the fake embedder.
+_CLI_SCRIPT = """
+import sys
+import bot.cli
+from bot.service import RolecallService
+from tests.conftest import FakeEmbedder
+bot.cli.RolecallService = lambda config: RolecallService(config, FakeEmbedder())
+sys.exit(bot.cli.main(sys.argv[1:]))
+"""
+
+
+def rolecall_bound_by_file_modes(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """`rolecall` in a child that file modes apply to: as root, with its permission override dropped."""
+    drop = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root ignores file modes and setpriv is not installed to drop that")
+        drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [*drop, sys.executable, "-c", _CLI_SCRIPT, *argv], env=env, capture_output=True, text=True, timeout=120
+    )

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +17,7 @@ from index.chunking import passage_sentences
 from index.embedding import ModelSpec, resolve_model
 from index.errors import IndexCorruptError, IndexMissingError, NoDocumentsError
 from index.search import SearchIndex
-from tests.conftest import REPO, FakeEmbedder, make_service, write_docs
+from tests.conftest import FakeEmbedder, make_service, rolecall_bound_by_file_modes, write_docs
 
 
 def _spec(embedder: FakeEmbedder) -> ModelSpec:
@@ -208,30 +204,6 @@ def test_large_sentence_files_are_read_per_passage_with_the_same_rows(
 
 # -- an index folder that cannot be written: one line, no traceback -----------------------------------
 
-# `rolecall` (bot.cli.main) in a child process, answering with the fake embedder.
-CLI_SCRIPT = """
-import sys
-import bot.cli
-from bot.service import RolecallService
-from tests.conftest import FakeEmbedder
-bot.cli.RolecallService = lambda config: RolecallService(config, FakeEmbedder())
-sys.exit(bot.cli.main(sys.argv[1:]))
-"""
-
-
-def _rolecall_bound_by_file_modes(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    """`rolecall` in a child that file modes apply to: as root, with its permission override dropped."""
-    drop = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("root ignores file modes and setpriv is not installed to drop that")
-        drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [*drop, sys.executable, "-c", CLI_SCRIPT, *argv], env=env, capture_output=True, text=True, timeout=120
-    )
-
-
 def _one_error_line(err: str) -> str:
     assert "Traceback" not in err, err
     errors = [line for line in err.splitlines() if line.startswith("rolecall: error: ")]
@@ -250,7 +222,7 @@ def test_an_index_folder_that_cannot_be_created_is_one_error_line(
     argv = ["index", *argv] if command == "index" else ["ask", "pay?", *argv]
     parent.chmod(0o555)
     try:
-        done = _rolecall_bound_by_file_modes(argv)
+        done = rolecall_bound_by_file_modes(argv)
     finally:
         parent.chmod(0o755)
     assert done.returncode == 2, done.stderr
@@ -267,7 +239,7 @@ def test_a_read_only_index_folder_is_one_error_line(small_knowledge: Path, tmp_p
     index_dir = tmp_path / "idx"
     index_dir.mkdir(mode=0o555)  # no .lock can be created in it
     try:
-        done = _rolecall_bound_by_file_modes(
+        done = rolecall_bound_by_file_modes(
             ["index", "--knowledge", str(small_knowledge), "--index", str(index_dir)]
         )
     finally:
@@ -287,7 +259,7 @@ def test_a_read_only_index_is_one_error_line_and_its_live_version_serves(
     write_docs(small_knowledge, {"new-role.md": "# New Role\n\n## Work\nA new role builds new things.\n"})
     index_dir.chmod(0o555)  # the lock file is there; no version folder can be created
     try:
-        done = _rolecall_bound_by_file_modes(
+        done = rolecall_bound_by_file_modes(
             ["index", "--knowledge", str(small_knowledge), "--index", str(index_dir)]
         )
     finally:

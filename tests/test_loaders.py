@@ -7,9 +7,6 @@ import io
 import itertools
 import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import docx
@@ -19,7 +16,7 @@ from pypdf import PdfWriter
 from index.errors import KnowledgeFolderError
 from index.loaders import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, iter_candidate_files, load_file
 from index.types import Document, Section, SkippedFile
-from tests.conftest import REPO
+from tests.conftest import rolecall_bound_by_file_modes
 
 
 def write(root: Path, name: str, content: str | bytes) -> Path:
@@ -659,30 +656,6 @@ def test_broken_and_looping_links_are_listed_and_skipped_with_a_reason(tmp_path:
     )
     for name in ("loop.md", "ping.md", "pong.md"):
         assert results[name] == SkippedFile(name, "link loop (the link leads back to itself)")
-
-
-# `rolecall` (bot.cli.main) in a child process, answering with the fake embedder.
-CLI_SCRIPT = """
-import sys
-import bot.cli
-from bot.service import RolecallService
-from tests.conftest import FakeEmbedder
-bot.cli.RolecallService = lambda config: RolecallService(config, FakeEmbedder())
-sys.exit(bot.cli.main(sys.argv[1:]))
-"""
-
-
-def rolecall_bound_by_file_modes(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    """`rolecall` in a child that file modes apply to: as root, with its permission override dropped."""
-    drop = []
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("root ignores file modes and setpriv is not installed to drop that")
-        drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [*drop, sys.executable, "-c", CLI_SCRIPT, *argv], env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.mark.skipif(os.name != "posix", reason="file modes")
