@@ -183,11 +183,12 @@ class Retriever:
         if not questions:
             return []
         normalise = default_normaliser()
-        normalised = [normalise(q) for q in questions]
+        version = self.source.version()  # one version for the whole batch, even during a swap
+        # What is searched for: the question in canonical terms, without a role the asker is leaving.
+        normalised = [version.roles.subject(normalise(q)) for q in questions]
         embedded = self.batcher.embed_with_tokens(normalised)  # shared with questions asked meanwhile
         query_vectors = embedded.vectors
         question_tokens: Sequence[TokenVectors | None] = embedded.tokens or [None] * len(questions)
-        version = self.source.version()  # one version for the whole batch, even during a swap
         roles = [version.roles.roles_in(question) for question in normalised]
         # One named role: every passage of its page names it, so what is asked about it tells them apart.
         aspects = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from index.terms import default_normaliser, whole_words
@@ -19,7 +19,17 @@ _TITLE_PREFIX = re.compile(r"^(?:about\s+(?:the\s+)?|explore\s+|what\s+is\s+an?\
 _TITLE_SUFFIX = re.compile(
     r"(?:\s+(?:role|roles|position|jobs?|careers?|&|and|-|:|overview|description))+\s*[?.!]*$", re.I
 )
-_COMPARISON = re.compile(r"\b(vs\.?|versus|compared?|comparison|difference|differ|between|or|better)\b", re.I)
+_COMPARISON = re.compile(
+    r"\b(vs\.?|versus|compared?|comparison|differences?|differ|differs|different|between|or|better)\b", re.I
+)
+# Where the asker says what they are now ("I'm a back-end developer, ...", "as an SRE", "coming from QA") ...
+_CURRENT_ROLE = re.compile(r"\b(?:i'?m|i am|as|from|currently)\s+(?:an?\s+|the\s+)?$", re.I)
+# ... and that they want to move somewhere else ("how do I get into machine learning?").
+_MOVE = re.compile(
+    r"\b(?:(?:get(?:ting)?|mov(?:e|ing)|switch(?:ing)?|transition(?:ing)?|break(?:ing)?|pivot(?:ing)?|"
+    r"chang(?:e|ing)|go(?:ing)?|jump(?:ing)?)\s+(?:in)?to|becom(?:e|ing))\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -122,17 +132,39 @@ class RoleMatcher:
         self._pattern = whole_words(names, plural=True)
 
     def roles_in(self, normalised_question: str) -> list[str]:
-        """Sources of the role documents the question names ("engineers" names "engineer"), in the order
-        it names them."""
-        if self._pattern is None:
-            return []
+        """Sources of the role documents the question asks about ("engineers" names "engineer"), in the
+        order it names them. A role the asker says they hold now, when they ask how to move elsewhere
+        ("I'm a back-end developer, how do I get into machine learning?"), is where they come from, not
+        what they ask about, and is left out."""
         found: list[str] = []
+        for _, source, leaving in self._mentions(normalised_question):
+            if source not in found and not leaving:
+                found.append(source)
+        return found
+
+    def subject(self, normalised_question: str) -> str:
+        """The question without the roles it says the asker is leaving: what to search for. "As an SRE,
+        how can I move to management?" searches "As an, how can I move to management?", which the
+        manager pages answer, where the whole question is closest to the SRE page."""
+        kept, end = [], 0
+        for match, _, leaving in self._mentions(normalised_question):
+            if leaving:
+                kept.append(normalised_question[end : match.start()].rstrip())
+                end = match.end()
+        return " ".join([*kept, normalised_question[end:].lstrip(" ,;")]) if kept else normalised_question
+
+    def _mentions(self, normalised_question: str) -> Iterator[tuple[re.Match[str], str, bool]]:
+        """Each role name in the question, the source it names and whether the asker is leaving it."""
+        if self._pattern is None:
+            return
         for match in self._pattern.finditer(normalised_question):
             name = match.group(0).lower()
             source = self._names.get(name) or self._names[name[:-1]]
-            if source not in found:
-                found.append(source)
-        return found
+            leaving = bool(
+                _CURRENT_ROLE.search(normalised_question[: match.start()])
+                and _MOVE.search(normalised_question[match.end() :])
+            )
+            yield match, source, leaving
 
 
 def is_comparison(question: str) -> bool:

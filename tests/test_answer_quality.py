@@ -75,6 +75,31 @@ def test_switching_specialities_opens_the_ladders_section_on_it(bundled: Rolecal
     assert "front-end to back-end" in first.highlight
 
 
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("I'm a backend dev, how do I get into ML?", "Machine Learning Engineer > How to become a machine learning engineer"),
+        ("as an SRE, how can I move to management?", "Engineering Manager > How to become an engineering manager"),
+        ("I'm a frontend dev and want to switch to data engineering, where do I start?", "Data Engineer > How to become a data engineer"),
+    ],
+)
+def test_a_role_the_asker_is_leaving_does_not_pull_the_answer_to_its_page(
+    bundled: RolecallService, question: str, section: str
+) -> None:
+    # The role they hold now was preferred, and searched for, as if it were what they asked about.
+    assert bundled.ask(question).hits[0].passage.section == section
+
+
+def test_a_role_the_asker_holds_is_still_preferred_when_they_ask_about_it(bundled: RolecallService) -> None:
+    top = bundled.ask("I'm a backend dev, which skills should I learn next?").hits[0]
+    assert top.passage.source == "senior-back-end-engineer.md"
+
+
+def test_how_one_role_is_different_from_another_shows_both(bundled: RolecallService) -> None:
+    hits = bundled.ask("how is a principal engineer different from a staff engineer?").hits
+    assert {h.passage.source for h in hits[:2]} == {"principal-engineer.md", "staff-engineer.md"}
+
+
 def test_tech_lead_vs_engineering_manager_shows_the_ladders_comparison_and_the_manager_page(
     bundled: RolecallService,
 ) -> None:

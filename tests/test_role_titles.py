@@ -144,3 +144,27 @@ def test_a_comparison_of_shortened_title_roles_shows_both(
     answer = _opened(tmp_path_factory, JOB_PAGES, "job-pages", real_embedder).ask("sr backend vs sr swe: who earns more?")
     assert answer.answered
     assert {hit.passage.source for hit in answer.hits[:2]} == {"back.txt", "swe.txt"}
+
+
+@pytest.mark.parametrize(
+    ("question", "asked_about", "searched"),
+    [
+        ("I'm an SRE, how do I move into management?", [], "I'm an how do I move into management?"),
+        ("as an SRE, how do I become an EM?", ["em.md"], "as an how do I become an engineering manager?"),
+        # no move asked: the role they hold is what they ask about
+        ("I'm an SRE, what should I learn next?", ["sre.md"], "I'm an site reliability engineer, what should I learn next?"),
+        # a move named without saying which role is theirs: both roles, nothing dropped
+        ("SRE to EM, how?", ["sre.md", "em.md"], "site reliability engineer to engineering manager, how?"),
+    ],
+)
+def test_a_role_the_asker_is_leaving_is_not_what_they_ask_about(
+    question: str, asked_about: list[str], searched: str
+) -> None:
+    documents = [
+        RoleDocument("sre.md", "Site Reliability Engineer", ("SRE",)),
+        RoleDocument("em.md", "Engineering Manager", ("EM",)),
+    ]
+    matcher = RoleMatcher(documents)
+    normalised = default_normaliser()(question)
+    assert matcher.roles_in(normalised) == asked_about
+    assert matcher.subject(normalised) == searched
