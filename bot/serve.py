@@ -188,7 +188,7 @@ def build_adapters(
 
 def serve(settings: Settings) -> int:
     """Run `rolecall serve` until SIGTERM; a missing configuration is a one-line RolecallError."""
-    if not (settings.slack_bot_token or settings.discord_token):
+    if not settings.chat_platform_configured:
         raise RolecallError(
             "no chat platform configured: set SLACK_BOT_TOKEN (with SLACK_APP_TOKEN or"
             " SLACK_SIGNING_SECRET) or DISCORD_TOKEN; `rolecall chat` answers in the console"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import urllib.parse
 from pathlib import Path
 from typing import Literal
@@ -270,6 +271,11 @@ class Settings(BaseSettings):
         return value.strip()
 
     @property
+    def chat_platform_configured(self) -> bool:
+        """Is a Slack or Discord bot token set, so `rolecall serve` has something to run?"""
+        return bool(self.slack_bot_token or self.discord_token)
+
+    @property
     def index_dir(self) -> Path:
         """Where the index lives: ROLECALL_INDEX_DIR, else <data dir>/index."""
         return self.index_dir_override or self.data_dir / "index"
@@ -387,5 +393,14 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def main_job() -> str:
+    """The command `scripts/run.sh` runs: "serve" when a chat platform is configured (in the environment
+    or `.env`), or when the settings are invalid so that `rolecall serve` reports them; else "chat"."""
+    try:
+        return "serve" if load_settings().chat_platform_configured else "chat"
+    except SettingsError:
+        return "serve"
+
+
 if __name__ == "__main__":
-    print(settings_table())
+    print(main_job() if sys.argv[1:] == ["--main-job"] else settings_table())

@@ -4,7 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
-if [ -n "${SLACK_BOT_TOKEN:-}" ] || [ -n "${DISCORD_TOKEN:-}" ]; then
-  exec .venv/bin/rolecall serve "$@"
-fi
-exec .venv/bin/rolecall chat "$@"
+# The settings decide (the environment, then .env), as `rolecall serve` itself would read them.
+job=$(.venv/bin/python -m bot.settings --main-job)
+exec .venv/bin/rolecall "$job" "$@"

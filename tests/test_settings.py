@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.settings import Settings, SettingsError, load_settings, settings_table
+from bot.settings import Settings, SettingsError, load_settings, main_job, settings_table
 from tests.conftest import REPO
 
 
@@ -85,3 +85,15 @@ def test_a_malformed_url_is_one_line_naming_it_without_its_password(
     message = str(raised.value)
     assert message.startswith(f"invalid setting {variable}: ") and "\n" not in message
     assert "hunter2" not in message
+
+
+def test_the_main_job_is_serve_when_a_token_is_only_in_dot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # scripts/run.sh asks this; it looked only at the environment, so a token in .env got the console chat.
+    for name in ("SLACK_BOT_TOKEN", "DISCORD_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    assert main_job() == "chat"
+    (tmp_path / ".env").write_text("DISCORD_TOKEN=from-file\n")  # conftest runs every test in tmp_path
+    assert main_job() == "serve"
+    # invalid settings go to `rolecall serve`, which names the bad variable in one line
+    (tmp_path / ".env").write_text("ROLECALL_TOP_K=many\n")
+    assert main_job() == "serve"
