@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -112,11 +113,17 @@ def build_index(
                         report.skipped.append(
                             SkippedFile(source, f"{loaded.reason}; the version indexed before is kept")
                         )
-                    else:
-                        report.skipped.append(loaded)
-                        kept_records.append(
-                            DocumentRecord(source, root_key, digest or "", skipped_reason=loaded.reason)
-                        )
+                        continue
+                    kept_records.append(DocumentRecord(source, root_key, digest or "", skipped_reason=loaded.reason))
+                    # A folder that cannot be listed now: what was indexed from it stays, as for a file.
+                    inside = _indexed_inside(old_records.values(), root_key, source) if _is_folder(path) else []
+                    kept_records.extend(inside)
+                    seen_sources.update((r.source, str(root)) for r in inside)
+                    report.skipped.append(
+                        SkippedFile(source, f"{loaded.reason}; {_count(len(inside), 'document')} indexed from it before kept")
+                        if inside
+                        else loaded
+                    )
                     continue
                 (report.changed if indexed is not None else report.added).append(source)
                 counter = counter or TokenCounter(spec)
@@ -242,6 +249,23 @@ def _record(document: Document, root_key: str, passage_count: int) -> DocumentRe
         metadata=dict(document.metadata),
         passage_count=passage_count,
     )
+
+
+def _indexed_inside(records: Iterable[DocumentRecord], root_key: str, folder: str) -> list[DocumentRecord]:
+    """The documents of the live index that were read from inside `folder` of the knowledge root."""
+    prefix = folder.rstrip("/") + "/"
+    return [r for r in records if r.root == root_key and r.source.startswith(prefix) and not r.skipped_reason]
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.stat().st_mode)
+    except OSError:  # a file in a folder that cannot be searched, a broken link
+        return False
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _same_skips(manifest: Manifest, records: list[DocumentRecord]) -> bool:

@@ -15,6 +15,7 @@ from pypdf import PdfWriter
 
 from index.errors import KnowledgeFolderError
 from index.loaders import DEFAULT_MAX_BYTES, SUPPORTED_SUFFIXES, iter_candidate_files, load_file
+from index.search import SearchIndex
 from index.types import Document, Section, SkippedFile
 from tests.conftest import rolecall_bound_by_file_modes
 
@@ -677,3 +678,26 @@ def test_folders_that_cannot_be_read_are_skipped_with_a_reason_and_the_rest_inde
     assert "added 1, changed 0, removed 0, unchanged 0, skipped 2;" in done.stdout
     assert "skipped: locked: cannot list folder: permission denied" in done.stdout
     assert "skipped: no-search/notes.md: permission denied" in done.stdout
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes")
+def test_a_folder_that_cannot_be_listed_any_more_keeps_the_documents_indexed_from_it(tmp_path: Path) -> None:
+    # They were removed from the index: a permission slip on a subfolder lost its documents.
+    knowledge = tmp_path / "knowledge"
+    write(knowledge, "role.md", "# Staff Engineer\n\nStaff engineers set technical direction.\n")
+    write(knowledge, "teams/platform.md", "# Platform team\n\nThe platform team runs the build farm.\n")
+    write(knowledge, "teams/data.md", "# Data team\n\nThe data team owns the warehouse.\n")
+    argv = ["index", "--knowledge", str(knowledge), "--index", str(tmp_path / "idx")]
+    assert "added 3," in rolecall_bound_by_file_modes(argv).stdout
+    (knowledge / "teams").chmod(0)
+    try:
+        done = rolecall_bound_by_file_modes(argv)
+    finally:
+        (knowledge / "teams").chmod(0o755)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "added 0, changed 0, removed 0, unchanged 1, skipped 1;" in done.stdout
+    assert "skipped: teams: cannot list folder: permission denied; 2 documents indexed from it before kept" in done.stdout
+    sources = {p.source for p in SearchIndex.open(tmp_path / "idx").passages}
+    assert {"teams/platform.md", "teams/data.md"} <= sources
+    # readable again: nothing to re-embed, nothing lost
+    assert "added 0, changed 0, removed 0, unchanged 3, skipped 0;" in rolecall_bound_by_file_modes(argv).stdout
