@@ -103,3 +103,36 @@ async def test_a_stop_while_the_index_is_built_skips_connecting(
     stop.set()  # SIGTERM arrived before the index was ready
     await asyncio.wait_for(run_adapters([adapter], "127.0.0.1", free_port(), stop, service=service), 60)
     assert service.is_loaded and not adapter.connected and adapter.stopped
+
+
+class DrainingAdapter(StubAdapter):
+    """An adapter whose drain (answers in flight) lasts until the test releases it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.may_start.set()
+        self.stopping = asyncio.Event()
+        self.drained = asyncio.Event()
+
+    async def stop(self) -> None:
+        self.stopping.set()  # from here on the adapter takes no new questions
+        await asyncio.wait_for(self.drained.wait(), 30)
+        await super().stop()
+
+
+async def test_sigterm_stops_every_adapter_taking_questions_at_once(tmp_path: Path) -> None:
+    # Adapters were stopped one after another: Discord kept answering new questions while Slack drained,
+    # and the drains added up past the container's stop grace period.
+    slack, discord = DrainingAdapter("slack"), DrainingAdapter("discord")
+    stop = asyncio.Event()
+    server = asyncio.create_task(run_adapters([slack, discord], "127.0.0.1", free_port(), stop))
+    await wait_for(lambda: slack.connected and discord.connected, "both adapters to start")
+    stop.set()
+    await asyncio.wait_for(slack.stopping.wait(), 10)
+    await asyncio.wait_for(discord.stopping.wait(), 10)  # while Slack is still draining
+    assert not server.done()
+    discord.drained.set()
+    slack.drained.set()
+    await asyncio.wait_for(server, 10)
+    assert slack.stopped and discord.stopped
