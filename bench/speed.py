@@ -403,13 +403,16 @@ def _sequential(ask: Callable[[str], Any], questions: Sequence[str], warmup: int
 def worker_serve_rolecall(payload: dict[str, Any]) -> dict[str, Any]:
     """Warm RolecallService.ask latency (embed + search + fuse + highlight), then concurrent askers."""
     from bot.service import RolecallService, ServiceConfig
+    from bot.settings import Settings
 
+    defaults = Settings.model_fields  # the floors and top k a deployment runs with
     config = ServiceConfig(
         knowledge_dirs=tuple(Path(p) for p in payload["knowledge"]),
         index_dir=Path(payload["index"]),
         model="",
-        top_k=3,
-        min_score=0.30,
+        top_k=defaults["top_k"].default,
+        min_score=defaults["min_score"].default,
+        support_score=defaults["support_score"].default,
         max_file_bytes=20 * MB,
     )
     embedder = TimingEmbedder(_rolecall_embedder())
