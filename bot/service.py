@@ -299,14 +299,18 @@ class RolecallService:
     def _shown(self, hits: Sequence[Hit]) -> tuple[Hit, ...]:
         """The floor decides whether to answer; passages that clear it come first, then supporting ones.
 
-        A passage clears the floor with its score or an exact term. Once one does, the rest of the top k
-        follow in rank order if their score reaches `support_score` (a second section of the right
-        document often answers with a weaker single sentence), unless the question's exact term was
-        found: then only passages holding it are shown.
+        A passage clears the floor with its score or an exact term. Once one does, a passage holding a
+        word of the question that few passages hold (`Hit.rare_term`) counts as clearing it too: such a
+        word alone does not make a question answerable ("sourdough"), but it says which passage answers
+        one that is ("will they make me write debounce?"). The rest of the top k follow in rank order if
+        their score reaches `support_score` (a second section of the right document often answers with a
+        weaker single sentence), unless the question's exact term was found: then only passages holding
+        it are shown.
         """
         clears = [h.score >= self.config.min_score or h.exact for h in hits]
         if not any(clears):
             return ()
+        clears = [ok or h.rare_term for h, ok in zip(hits, clears, strict=True)]
         relevant = [h for h, ok in zip(hits, clears, strict=True) if ok]
         if any(h.exact for h in relevant):
             return tuple(relevant)  # a figure or acronym was asked for: passages without it do not support

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +15,14 @@ _TOKEN = re.compile(r"\$?\d+(?:[.,]\d+)*k?|[a-z][a-z0-9]*(?:\+\+|#)?")
 _STOPWORDS = frozenset(
     ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "do", "does", "did", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "our", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "about", "should", "much", "many", "any", "some"]
 )
+
+
+# A word of a question that at most this many passages hold names what the question is about ("debounce"):
+# a passage holding it is shown, and highlighted there, once the question is answered at all. Two, not one:
+# neighbouring windows of a section share a sentence. In a small collection no word is rare: at most this
+# share of the passages may hold it (so from 50 passages on, two may).
+RARE_TERM_PASSAGES = 2
+RARE_TERM_SHARE = 0.04
 
 
 @lru_cache(maxsize=1)
@@ -97,6 +105,29 @@ class KeywordIndex:
             np.load(folder / "indices.csc.index.npy"),
             np.load(folder / "indptr.csc.index.npy"),
             size,
+        )
+
+    def rare(self, terms: Iterable[str]) -> frozenset[str]:
+        """Those of `terms` (stems, as `tokenize` gives them) that few passages hold (at least one)."""
+        most = self._rare_most()
+        found = set()
+        for term in terms:
+            term_id = self._vocabulary.get(term)
+            if term_id is not None and self._indptr[term_id + 1] - self._indptr[term_id] <= most:
+                found.add(term)
+        return frozenset(found)
+
+    def _rare_most(self) -> int:
+        """How many passages may hold a word for it to be rare here (0 in a small collection: none is)."""
+        return min(RARE_TERM_PASSAGES, int(RARE_TERM_SHARE * self._size))
+
+    def rare_vocabulary(self) -> list[str]:
+        """Every term few passages hold, sorted (what a Qdrant collection records)."""
+        counts = np.diff(self._indptr)  # bm25s's vocabulary also holds "" for an empty text, with no column
+        return sorted(
+            term
+            for term, term_id in self._vocabulary.items()
+            if term_id < len(counts) and 0 < counts[term_id] <= self._rare_most()
         )
 
     def scores(self, query: str) -> npt.NDArray[np.float32]:

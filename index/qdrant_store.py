@@ -10,7 +10,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -291,6 +291,7 @@ def publish_index(
             search_index.documents,
             built_at=search_index.manifest.built_at,
             fingerprint=search_index.manifest.fingerprint,
+            rare_terms=search_index.keyword.rare_vocabulary(),
         )
         confirm()
     except BaseException:
@@ -313,9 +314,14 @@ class QdrantVersion:
         self.roles = RoleMatcher(role_documents(self.documents))
         self.role_boost = ROLE_BOOST
         self._count = count
+        self._rare = frozenset(str(t) for t in metadata.get("rare_terms", ()))
 
     def __len__(self) -> int:
         return self._count
+
+    def rare_terms(self, terms: Iterable[str]) -> frozenset[str]:
+        """From the list the index folder's keyword index gave when this collection was published."""
+        return self._rare.intersection(terms)
 
     def token_vectors(self, passage_id: int) -> None:
         """None: Qdrant holds no token vectors, so its candidates are not reranked by them."""

@@ -25,7 +25,7 @@ highlights are shared by both.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal, Protocol
@@ -100,6 +100,10 @@ class CandidateVersion(Protocol):
         """A passage's token vectors, or None when this version has none."""
         ...
 
+    def rare_terms(self, terms: Iterable[str]) -> frozenset[str]:
+        """Those of the keyword stems that few passages hold (index.keyword.RARE_TERM_PASSAGES at most)."""
+        ...
+
 
 class CandidateSource(Protocol):
     """Where the retriever gets the live version from (it may change between two questions)."""
@@ -123,6 +127,9 @@ class FaissCandidates:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def rare_terms(self, terms: Iterable[str]) -> frozenset[str]:
+        return self.index.keyword.rare(terms)
 
     def token_vectors(self, passage_id: int) -> TokenVectors | None:
         tokens = self.index.tokens
@@ -201,7 +208,8 @@ class Retriever:
                 normalised, query_vectors, roles, aspects, question_tokens, strict=True
             )
         ]
-        return self._with_highlights(questions, query_vectors, aspects, chosen)
+        rare = [version.rare_terms(_asked_stems(question)) for question in normalised]
+        return self._with_highlights(questions, query_vectors, aspects, rare, chosen)
 
     def _choose(
         self,
@@ -297,6 +305,7 @@ class Retriever:
         questions: Sequence[str],
         query_vectors: Vectors,
         aspects: Sequence[Aspect | None],
+        rare: Sequence[frozenset[str]],
         chosen: list[list[Ranked]],
     ) -> list[list[Hit]]:
         """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time.
@@ -304,7 +313,9 @@ class Retriever:
         The hit's score is the closest sentence's cosine. When the question holds an exact term (a figure,
         an acronym) that some sentences of the passage contain, as typed or, for an acronym, spelled out as
         the terms table does, the highlight is the closest of those sentences; the hit is marked `exact`
-        when the term is there as typed. Otherwise lines of code and space-aligned columns are passed over
+        when the term is there as typed. Else, when some sentences hold a word of the question that few
+        passages hold (`rare`: "debounce"), the highlight is the closest of those, and the hit is marked
+        `rare_term`. Otherwise lines of code and space-aligned columns are passed over
         while the passage has a prose sentence; when the question names something some sentences name (a
         city, a company, a tool: `_naming_rows`), the highlight is one of those, as only the highlight
         reliably survives trimming ("how much do SREs make in London?" shows the UK pay sentence, not the
@@ -315,7 +326,7 @@ class Retriever:
         `questions` are as typed: normalising spells acronyms out, and the user asked for the acronym.
         """
         results: list[list[Hit]] = []
-        for question, row, vector, aspect in zip(questions, chosen, query_vectors, aspects, strict=True):
+        for question, row, vector, aspect, rare_words in zip(questions, chosen, query_vectors, aspects, rare, strict=True):
             literals = literal_terms(question)
             asked = asked_words(question)
             hits: list[Hit] = []
@@ -328,6 +339,9 @@ class Retriever:
                 similarities = rows @ vector
                 typed = [i for i, s in enumerate(sentences) if any(contains_literal(s, t) for t in literals)]
                 spelled = [i for i, s in enumerate(sentences) if i in typed or any(spells_out(s, t) for t in literals)]
+                stems = _sentence_stems(passage)
+                holding = [i for i in prose_rows if stems[i] & rare_words] if rare_words else []
+                spelled = spelled or holding
                 pool = spelled or prose_rows
                 closest = max(pool, key=lambda i: similarities[i])
                 shown = closest
@@ -338,7 +352,15 @@ class Retriever:
                     shown = max(choices, key=lambda i: answering[i])
                 elif naming:
                     shown = max(naming, key=lambda i: similarities[i])
-                hits.append(Hit(passage, float(similarities[closest]), sentences[shown], exact=bool(typed)))
+                hits.append(
+                    Hit(
+                        passage,
+                        float(similarities[closest]),
+                        sentences[shown],
+                        exact=bool(typed),
+                        rare_term=bool(holding) and not typed,
+                    )
+                )
             results.append(hits)
         return results
 
@@ -426,6 +448,18 @@ def _names_of(passage: Passage) -> tuple[frozenset[str], tuple[frozenset[str], .
         for s in sentences
     )
     return frozenset(tokenize(passage.section)), names
+
+
+def _asked_stems(normalised_question: str) -> list[str]:
+    """The question's keyword stems that may name what it is about: words of four letters or more."""
+    return [t for t in tokenize(normalised_question) if len(t) >= 4 and not t[0].isdigit()]
+
+
+@lru_cache(maxsize=4096)
+def _sentence_stems(passage: Passage) -> tuple[frozenset[str], ...]:
+    """Each sentence's keyword stems, its terms normalised as the keyword index has them."""
+    normalise = default_normaliser()
+    return tuple(frozenset(tokenize(normalise(s))) for s in _sentences_of(passage)[0])
 
 
 def _says_something(sentence: str) -> bool:

@@ -51,3 +51,4 @@ class Hit:
     score: float
     highlight: str
     exact: bool = False  # the highlight holds an exact term of the question (a figure, an acronym)
+    rare_term: bool = False  # the highlight holds a word of the question that few passages hold ("debounce")

@@ -1,4 +1,4 @@
-"""Keyword search: scores equal bm25s's own; the argpartition top-k is exactly a full stable sort's first k."""
+"""Keyword search: scores equal bm25s's own; the argpartition top-k is exactly a full stable sort's first k; rare words."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.keyword import KeywordIndex
+from index.keyword import KeywordIndex, tokenize
 
 
 def _stable_top(scores: np.ndarray, k: int) -> np.ndarray:
@@ -125,3 +125,13 @@ def test_the_same_passages_give_byte_identical_keyword_files_in_any_process(tmp_
         terms = [t for t in tokenize(question) if t in own.vocab_dict]
         expected = own.get_scores(terms) if terms else np.zeros(len(texts), dtype=np.float32)
         np.testing.assert_array_equal(loaded.scores(question), expected, err_msg=question)
+
+
+def test_a_word_is_rare_when_at_most_two_passages_hold_it_and_never_in_a_small_collection() -> None:
+    filler = [f"passage {i} about code review and testing" for i in range(60)]
+    texts = [*filler, "implement debounce for a search box", "debounce and throttle", "throttle once more", "throttle"]
+    keyword = KeywordIndex.build(texts)
+    assert keyword.rare(tokenize("debounce throttle review")) == {"debounc"}
+    assert "debounc" in keyword.rare_vocabulary() and "throttl" not in keyword.rare_vocabulary()
+    # In ten passages, two of them is a fifth of the collection: nothing is rare there.
+    assert KeywordIndex.build(texts[-10:]).rare(tokenize("debounce")) == frozenset()

@@ -16,7 +16,13 @@ from bot.settings import load_settings
 from index.chunking import passage_sentences
 from index.embedding import SentenceTransformerEmbedder
 from index.qdrant_store import DEFAULT_ALIAS, QdrantLease, QdrantVectorStore, live_collection, open_client
-from tests.conftest import DEFAULT_MIN_SCORE, DEFAULT_SUPPORT_SCORE, SMALL_KNOWLEDGE, write_docs
+from tests.conftest import (
+    BUNDLED_KNOWLEDGE,
+    DEFAULT_MIN_SCORE,
+    DEFAULT_SUPPORT_SCORE,
+    SMALL_KNOWLEDGE,
+    write_docs,
+)
 from tests.test_vector_stores import DATA_SCIENTIST, QUESTIONS, askers_meanwhile
 
 OFF_TOPIC = ["What is the recipe for lasagna?", "Who won the football world cup in 1998?"]
@@ -322,3 +328,17 @@ def test_rolecall_index_publishes_to_the_qdrant_folder(
     reopened = open_client(path=str(tmp_path / "qdrant"))  # the command closed its client
     assert live_collection(reopened, DEFAULT_ALIAS) is not None
     reopened.close()
+
+
+def test_both_stores_find_a_passage_by_a_word_few_passages_hold(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    # Qdrant has no keyword index to count passages in: the collection records the rare words when published.
+    firsts = {}
+    for store in ("faiss", "qdrant"):
+        service = _service(BUNDLED_KNOWLEDGE, tmp_path / "index", real_embedder, store)
+        service.open()
+        first = service.ask("front end interview - will they make me write debounce?").hits[0]
+        firsts[store] = (first.passage.section, "debounce" in first.highlight, first.rare_term)
+        service.close()
+    assert firsts["faiss"] == firsts["qdrant"] == ("Senior Front-End Engineer > Interview focus", True, True)
