@@ -301,7 +301,7 @@ class RolecallService:
 
         A passage clears the floor with its score or an exact term. Once one does, a passage holding a
         word of the question that few passages hold (`Hit.rare_term`) counts as clearing it too: such a
-        word alone does not make a question answerable ("sourdough"), but it says which passage answers
+        word alone does not make a question answerable ("flights to Lisbon"), but it says which passage answers
         one that is ("will they make me write debounce?"). The rest of the top k follow in rank order if
         their score reaches `support_score` (a second section of the right document often answers with a
         weaker single sentence), unless the question's exact term was found: then only passages holding
