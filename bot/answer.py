@@ -33,6 +33,22 @@ def _some(titles: tuple[str, ...], limit: int, separator: str) -> str:
     return f"{shown}{separator}and {more} more" if more > 0 else shown
 
 
+def cut_question(text: str, limit: int) -> tuple[str, bool]:
+    """The question within `limit` characters, cut at a word boundary when possible; (text, was cut)."""
+    if len(text) <= limit:
+        return text, False
+    head = text[:limit]
+    space = head.rfind(" ")
+    if space >= limit // 2:
+        head = head[:space]
+    return head.rstrip(), True
+
+
+def cut_note(kept: int, asked: int, limit: int) -> str:
+    """What an answer says about a question cut from `asked` to `kept` characters."""
+    return f"Your question was cut to its first {kept} of {asked} characters (the limit is {limit})."
+
+
 def is_thanks(text: str) -> bool:
     """Is this only a thank-you or an acknowledgement ("thanks!", "ok cool"), not a question to search?"""
     return bool(_THANKS.match(text.strip()))
@@ -94,8 +110,8 @@ class Answer:
         return " ".join(parts) or "My knowledge folders hold no documents yet."
 
     def to_json(self) -> dict[str, Any]:
-        """The `rolecall ask --json` shape."""
-        return {
+        """The `rolecall ask --json` shape; "notes" only when there are some (e.g. the question was cut)."""
+        shape: dict[str, Any] = {
             "question": self.question,
             "answered": self.answered,
             "passages": [
@@ -110,6 +126,9 @@ class Answer:
                 for hit in self.hits
             ],
         }
+        if self.notes:
+            shape["notes"] = list(self.notes)
+        return shape
 
 
 def context_around(text: str, highlight: str, limit: int = CONTEXT_CHARS) -> tuple[str, str, str]:

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 from bot.admin import report_text
+from bot.answer import Answer, cut_note, cut_question
 from bot.console import chat_loop, is_styled, render_answer, render_table
 from bot.evaluation import evaluate, read_cases
 from bot.records import RecordStore
-from bot.service import RolecallService, ServiceConfig
+from bot.service import RolecallService, ServiceConfig, readable_text
 from bot.settings import Settings, load_settings
 from index.errors import RolecallError
 
 T = TypeVar("T")
+MAX_K = 10  # as ROLECALL_TOP_K
+EMPTY_QUESTION = "the question is empty: rolecall ask \"what does an SRE do?\", or '-' to read from stdin"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +41,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"rolecall: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)  # the shell's prompt on a line of its own, not after "you> ^C"
         return 130
+    except BrokenPipeError:
+        # The reader went away (`rolecall ask - | head -1`): stop quietly, as a program killed by SIGPIPE.
+        _discard_stdout()
+        return 141
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (tests): nothing is flushed to a pipe at exit
+        pass
+
+
+def _path(text: str) -> Path:
+    """A folder or file option: an empty value is a mistake (it would mean the working directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path; leave the option out to use the default")
+    return Path(text)
+
+
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` (to `high`)."""
+    wanted = f"{low} to {high}" if high is not None else f"{low} or more"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number {wanted}, not {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected a whole number {wanted}, not {value}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,12 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--knowledge",
             action="append",
-            type=Path,
+            type=_path,
             metavar="DIR",
             help="knowledge folder (repeatable; default ROLECALL_KNOWLEDGE_DIR or the bundled one)",
         )
         sub.add_argument(
-            "--index", type=Path, metavar="DIR", help="index folder (default ROLECALL_INDEX_DIR)"
+            "--index", type=_path, metavar="DIR", help="index folder (default ROLECALL_INDEX_DIR)"
         )
 
     index = commands.add_parser("index", help="build or refresh the index from the knowledge folders")
@@ -60,7 +105,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", help="answer one question, or one per line from stdin with '-'")
     ask.add_argument("question", help="the question, or '-' to read questions from stdin")
-    ask.add_argument("-k", type=int, default=None, metavar="N", help="passages to return (default 3)")
+    ask.add_argument(
+        "-k", type=_whole_number(1, MAX_K), default=None, metavar="N", help=f"passages to return, 1 to {MAX_K} (default 3)"
+    )
     ask.add_argument("--json", action="store_true", help="one JSON object per question")
     with_locations(ask)
     ask.set_defaults(handler=_cmd_ask)
@@ -70,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     chat.set_defaults(handler=_cmd_chat)
 
     evaluation = commands.add_parser("eval", help="hit@1, hit@3, MRR (per passage and per document) and abstention over a JSONL file")
-    evaluation.add_argument("file", type=Path)
+    evaluation.add_argument("file", type=_path)
     evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluation.add_argument(
         "--misses", action="store_true", help="list the questions not answered in the top 3, with what was shown first"
@@ -84,11 +131,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_cmd_serve)
 
     feedback = commands.add_parser("feedback", help="print the stored 👍/👎 votes as a table")
-    feedback.add_argument("--last", type=int, default=None, metavar="N", help="only the N most recent")
+    feedback.add_argument("--last", type=_whole_number(1), default=None, metavar="N", help="only the N most recent")
     feedback.set_defaults(handler=_cmd_feedback)
 
     audit = commands.add_parser("audit", help="print the audited admin actions as a table")
-    audit.add_argument("--last", type=int, default=None, metavar="N", help="only the N most recent")
+    audit.add_argument("--last", type=_whole_number(1), default=None, metavar="N", help="only the N most recent")
     audit.set_defaults(handler=_cmd_audit)
     return parser
 
@@ -126,14 +173,51 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _tolerant(stream: TextIO) -> TextIO:
+    """stdin that reads bytes which are not UTF-8 as U+FFFD instead of failing (a strict locale's default)."""
+    if isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(errors="replace")
+    return stream
+
+
+def _clean(question: str) -> str:
+    """The question as it will be asked: control characters and lone surrogates replaced, then stripped."""
+    return readable_text(question).strip()
+
+
+def _ask(service: RolecallService, question: str, k: int | None, limit: int) -> Answer:
+    """As the chat adapters ask: a question longer than ROLECALL_MAX_QUESTION_CHARS is cut, with a note."""
+    text, was_cut = cut_question(question, limit)
+    answer = service.ask(text, k)
+    if was_cut:
+        answer = replace(answer, notes=(*answer.notes, cut_note(len(text), len(question), limit)))
+    return answer
+
+
+def _stdin_questions() -> Iterator[str]:
+    """The non-blank lines of stdin, read as they come (a terminal gets each answer in turn)."""
+    stdin = _tolerant(sys.stdin)
+    if stdin.isatty():
+        _say("reading questions from the terminal, one question per line; Ctrl-D to finish")
+    return (q for q in (_clean(line) for line in stdin) if q)
+
+
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.question.strip():
-        raise RolecallError("the question is empty: rolecall ask \"what does an SRE do?\", or '-' to read from stdin")
-    service = _opened(args, settings)
-    questions = [line.strip() for line in sys.stdin] if args.question == "-" else [args.question.strip()]
+    if args.question == "-":
+        questions = _stdin_questions()
+        first = next(questions, None)
+        if first is None:
+            raise RolecallError("no question on stdin: one per line, e.g. echo \"what does an SRE do?\" | rolecall ask -")
+        questions = itertools.chain([first], questions)
+    else:
+        question = _clean(args.question)
+        if not question:
+            raise RolecallError(EMPTY_QUESTION)
+        questions = iter([question])
+    service = _opened(args, settings)  # after the question is known to be there: no index built for nothing
     styled = is_styled(sys.stdout)
-    for question in (q for q in questions if q):
-        answer = service.ask(question, args.k)
+    for question in questions:
+        answer = _ask(service, question, args.k, settings.max_question_chars)
         if args.json:
             print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         else:
@@ -143,12 +227,22 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     service = _opened(args, settings)
-    chat_loop(service.ask)
+    stdin = _tolerant(sys.stdin)
+    chat_loop(lambda question: _ask(service, question, None, settings.max_question_chars), stdin, sys.stdout)
+    if stdin.isatty():
+        print()  # after Ctrl-D at "you> ", the shell's prompt on a line of its own
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    cases = read_cases(args.file)
+    try:
+        cases = read_cases(args.file)
+    except UnicodeDecodeError as exc:
+        raise RolecallError(
+            f"cannot read eval file {args.file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    if not cases:
+        raise RolecallError(f"no questions in eval file {args.file}: one JSON object per line, as in eval/README.md")
     service = _opened(args, settings)
     result = evaluate(cases, service.ask_many)
     if args.json:

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from bot.answer import Answer, Question
+from bot.answer import Answer, Question, cut_note, cut_question
 from bot.metrics import Metrics
 from bot.records import RecordStore
 from bot.service import RolecallService
@@ -49,17 +49,6 @@ class RateLimiter:
     def _forget_idle(self, now: float) -> None:
         for key in [k for k, asked in self._asked.items() if not asked or asked[-1] <= now - self.window]:
             del self._asked[key]
-
-
-def cut_question(text: str, limit: int) -> tuple[str, bool]:
-    """The question within `limit` characters, cut at a word boundary when possible; (text, was cut)."""
-    if len(text) <= limit:
-        return text, False
-    head = text[:limit]
-    space = head.rfind(" ")
-    if space >= limit // 2:
-        head = head[:space]
-    return head.rstrip(), True
 
 
 def try_again_text(seconds: float) -> str:
@@ -125,10 +114,7 @@ class Conversation:
         seconds = time.monotonic() - started
         self.metrics.count_question(question.platform, "answered" if answer.answered else "refused", seconds)
         if was_cut:
-            note = (
-                f"Your question was cut to its first {len(text)} of {len(question.text)} characters"
-                f" (the limit is {self.max_question_chars})."
-            )
+            note = cut_note(len(text), len(question.text), self.max_question_chars)
             answer = replace(answer, notes=(*answer.notes, note))
         return Reply(answer=answer)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from bot.answer import Answer, is_greeting, is_thanks
+from bot.answer import Answer, cut_note, cut_question, is_greeting, is_thanks
 from bot.metrics import Metrics, ReindexResult
 from bot.scope import default_scope
 from bot.settings import Settings
@@ -47,6 +47,9 @@ class ReindexBusyError(RolecallError):
 
 
 KnownTitles = tuple[tuple[str, ...], tuple[str, ...]]  # role titles, other documents' titles
+# Longer questions are cut (with a note): the adapters cut at ROLECALL_MAX_QUESTION_CHARS (at most this),
+# so this bounds what any other caller (eval files, scripts) costs the matchers.
+MAX_QUESTION_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -264,22 +267,29 @@ class RolecallService:
 
     def ask_many(self, questions: Sequence[str], k: int | None = None) -> list[Answer]:
         """Several questions with one batched embedding call."""
-        questions = [readable_text(q) for q in questions]  # one unencodable character must not fail the batch
-        retriever = self.retriever  # one consistent index for the whole batch, even during a swap
         limit = k or self.config.top_k
+        if limit < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
+        readable = [readable_text(q) for q in questions]  # one unencodable character must not fail the batch
+        cut = [cut_question(q, MAX_QUESTION_CHARS) for q in readable]
+        asked = [text for text, _ in cut]
+        retriever = self.retriever  # one consistent index for the whole batch, even during a swap
         answers = []
         version = retriever.index
         roles, topics = self._known(version.documents)
         normalise, scope = default_normaliser(), default_scope()
-        for question, hits in zip(questions, retriever.retrieve_many(list(questions), limit), strict=True):
+        for question, original, (_, was_cut), hits in zip(
+            asked, readable, cut, retriever.retrieve_many(asked, limit), strict=True
+        ):
+            notes = (cut_note(len(question), len(original), MAX_QUESTION_CHARS),) if was_cut else ()
             normalised = normalise(question)
             if is_greeting(question) or is_thanks(question):  # rendered as how to use the bot, or you're welcome
-                answers.append(Answer(question, (), roles, known_topics=topics))
+                answers.append(Answer(question, (), roles, notes, topics))
                 continue
             if scope.is_about_another_occupation(normalised, bool(version.roles.roles_in(normalised))):
-                answers.append(Answer(question, (), roles, known_topics=topics))
+                answers.append(Answer(question, (), roles, notes, topics))
                 continue
-            answers.append(Answer(question, self._shown(hits), roles, known_topics=topics))
+            answers.append(Answer(question, self._shown(hits), roles, notes, topics))
         return answers
 
     def _known(self, documents: tuple[RoleDocument, ...]) -> KnownTitles:
