@@ -317,7 +317,7 @@ class RolecallService:
         weaker single sentence), unless the question's exact term was found: then only passages holding
         it are shown.
         """
-        clears = [h.score >= self.config.min_score or h.exact for h in hits]
+        clears = [h.score >= self.config.min_score or h.exact or (h.rare_term and h.role_named) for h in hits]
         if not any(clears):
             return ()
         clears = [ok or h.rare_term for h, ok in zip(hits, clears, strict=True)]

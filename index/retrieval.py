@@ -209,7 +209,7 @@ class Retriever:
             )
         ]
         rare = [version.rare_terms(_asked_stems(question)) for question in normalised]
-        return self._with_highlights(questions, query_vectors, aspects, rare, chosen)
+        return self._with_highlights(questions, query_vectors, aspects, rare, roles, chosen)
 
     def _choose(
         self,
@@ -233,8 +233,11 @@ class Retriever:
     ) -> list[Ranked]:
         # Named roles' pages are preferred when the question names one role or compares several. Naming
         # two without comparing them ("how do I get from senior to staff?") asks about the move between
-        # them, which the career ladder answers as well as either page.
-        preferred = set(roles) if len(roles) < 2 or is_comparison(question) else set()
+        # them, which the career ladder answers as well as either page. A topic named by its alias
+        # ("interview loop") is always preferred, and does not make a role beside it a move.
+        pages = [source for source in roles if source in version.roles.role_pages]
+        topics = set(roles) - set(pages)
+        preferred = topics | (set(pages) if len(pages) < 2 or is_comparison(question) else set())
         candidates = version.candidates(question, vector)
         bonus = np.array([version.role_boost if c.passage.source in preferred else 0.0 for c in candidates])
         if self.fusion == "weighted" and candidates:
@@ -306,6 +309,7 @@ class Retriever:
         query_vectors: Vectors,
         aspects: Sequence[Aspect | None],
         rare: Sequence[frozenset[str]],
+        roles: Sequence[list[str]],
         chosen: list[list[Ranked]],
     ) -> list[list[Hit]]:
         """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time.
@@ -326,7 +330,9 @@ class Retriever:
         `questions` are as typed: normalising spells acronyms out, and the user asked for the acronym.
         """
         results: list[list[Hit]] = []
-        for question, row, vector, aspect, rare_words in zip(questions, chosen, query_vectors, aspects, rare, strict=True):
+        for question, row, vector, aspect, rare_words, named in zip(
+            questions, chosen, query_vectors, aspects, rare, roles, strict=True
+        ):
             literals = literal_terms(question)
             asked = asked_words(question)
             hits: list[Hit] = []
@@ -359,6 +365,7 @@ class Retriever:
                         sentences[shown],
                         exact=bool(typed),
                         rare_term=bool(holding) and not typed,
+                        role_named=passage.source in named,
                     )
                 )
             results.append(hits)

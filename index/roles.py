@@ -24,6 +24,7 @@ _COMPARISON = re.compile(
 )
 # Where the asker says what they are now ("I'm a back-end developer, ...", "as an SRE", "coming from QA") ...
 _CURRENT_ROLE = re.compile(r"\b(?:i'?m|i am|as|from|currently)\s+(?:an?\s+|the\s+)?$", re.I)
+_CURRENT_ROLE_REACH = 40  # characters before a role name searched for it: "currently   the " fits
 # ... and that they want to move somewhere else ("how do I get into machine learning?").
 _MOVE = re.compile(
     r"\b(?:(?:get(?:ting)?|mov(?:e|ing)|switch(?:ing)?|transition(?:ing)?|break(?:ing)?|pivot(?:ing)?|"
@@ -114,6 +115,7 @@ class RoleMatcher:
     """Finds role names in a normalised question; the longest name wins where names overlap."""
 
     def __init__(self, documents: Iterable[RoleDocument]) -> None:
+        documents = list(documents)
         normalise = default_normaliser()
         names: dict[str, str] = {}
         level_titles: dict[str, list[tuple[int, str]]] = {}
@@ -130,6 +132,8 @@ class RoleMatcher:
             names.setdefault(word, min(candidates)[1])
         self._names = names
         self._pattern = whole_words(names, plural=True)
+        # Sources whose document is a role's page, not a topic's ("Career Ladder", "Interviews")
+        self.role_pages = frozenset(doc.source for doc in documents if names_a_role(doc))
 
     def roles_in(self, normalised_question: str) -> list[str]:
         """Sources of the role documents the question asks about ("engineers" names "engineer"), in the
@@ -157,12 +161,14 @@ class RoleMatcher:
         """Each role name in the question, the source it names and whether the asker is leaving it."""
         if self._pattern is None:
             return
+        # Linear in the question's length: where the last move is said is found once, and "I'm a" is looked
+        # for only in the few characters before each name.
+        last_move = max((m.start() for m in _MOVE.finditer(normalised_question)), default=-1)
         for match in self._pattern.finditer(normalised_question):
             name = match.group(0).lower()
             source = self._names.get(name) or self._names[name[:-1]]
-            leaving = bool(
-                _CURRENT_ROLE.search(normalised_question[: match.start()])
-                and _MOVE.search(normalised_question[match.end() :])
+            leaving = last_move >= match.end() and bool(
+                _CURRENT_ROLE.search(normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start())
             )
             yield match, source, leaving
 

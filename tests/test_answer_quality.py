@@ -230,6 +230,19 @@ def test_a_word_only_one_passage_holds_puts_that_passage_first_and_highlights_it
     assert first.score < DEFAULT_MIN_SCORE and first.rare_term
 
 
+def test_a_rare_word_on_the_page_of_the_role_asked_about_answers_even_under_the_floor(
+    bundled: RolecallService, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    # With a floor nothing reaches, the question is still about the front-end role and names what only
+    # its interview section holds: it is answered from there, where it was refused.
+    unreachable = make_service(BUNDLED_KNOWLEDGE, bundled.config.index_dir, real_embedder, min_score=0.99)
+    unreachable.open()
+    answer = unreachable.ask("front end interview - will they make me write debounce?")
+    assert answer.answered
+    assert [h.passage.section for h in answer.hits] == ["Senior Front-End Engineer > Interview focus"]
+    assert not unreachable.ask("front end interview - any tips?").answered
+
+
 @pytest.mark.parametrize(
     "question", ["any tips for cheap flights to lisbon in may?", "who won the champions league final last year?"]
 )
