@@ -347,10 +347,14 @@ class Retriever:
                 spelled = [i for i, s in enumerate(sentences) if i in typed or any(spells_out(s, t) for t in literals)]
                 stems = _sentence_stems(passage)
                 holding = [i for i in prose_rows if stems[i] & rare_words] if rare_words else []
+                # The score stays the passage's closest prose sentence's cosine when the rare word picks
+                # the highlight: that sentence may sit far from the question ("Bringing a short list…").
+                scored = max(prose_rows, key=lambda i: similarities[i]) if holding and not spelled else None
                 spelled = spelled or holding
                 pool = spelled or prose_rows
                 closest = max(pool, key=lambda i: similarities[i])
                 shown = closest
+                closest = closest if scored is None else scored
                 naming = [] if spelled else _naming_rows(asked, passage, pool)
                 if aspect is not None and not spelled:
                     answering = similarities + HIGHLIGHT_ASPECT_WEIGHT * aspect.cosines(rows)
