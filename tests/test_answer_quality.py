@@ -100,6 +100,33 @@ def test_how_one_role_is_different_from_another_shows_both(bundled: RolecallServ
     assert {h.passage.source for h in hits[:2]} == {"principal-engineer.md", "staff-engineer.md"}
 
 
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("how do I negotiate a job offer?", "Job Offers and Negotiation > How to negotiate a job offer"),
+        ("my company made a counter offer, should I take it?", "Job Offers and Negotiation > Counter-offers from your current employer"),
+        ("how long should I study for coding interviews?", "Software Engineering Interviews > How long to prepare and a study plan"),
+        ("what does an engineering manager do in a one-on-one?", "Engineering Manager > One-on-ones"),
+        ("how often should I have 1:1s with my manager?", "Engineering Manager > One-on-ones"),
+        ("do I have to become a manager to keep growing?", "Software Engineering Career Ladder > IC track vs manager track"),
+    ],
+)
+def test_offers_interviews_one_on_ones_and_staying_an_ic_are_answered(
+    bundled: RolecallService, question: str, section: str
+) -> None:
+    # Each was refused, or opened an unrelated page, before these sections were written.
+    answer = bundled.ask(question)
+    assert answer.answered
+    assert answer.hits[0].passage.section == section
+
+
+def test_a_topic_named_beside_a_role_keeps_the_role_preferred(bundled: RolecallService) -> None:
+    # "interview loop" names the interviews page; with the back-end role it read as a move between two
+    # pages, so neither was preferred and the staff page's interview section came first.
+    first = bundled.ask("backend interview loop, what kind of design stuff comes up").hits[0]
+    assert first.passage.section == "Senior Back-End Software Engineer > Interview focus"
+
+
 def test_tech_lead_vs_engineering_manager_shows_the_ladders_comparison_and_the_manager_page(
     bundled: RolecallService,
 ) -> None:
