@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(
         default=20.0,
         gt=0,
+        allow_inf_nan=False,
         alias="ROLECALL_MAX_FILE_MB",
         description="larger documents are skipped with a reason",
     )
@@ -269,6 +270,17 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("index_dir_override", "qdrant_path_override", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """`ROLECALL_INDEX_DIR=` (as an empty `VAR=` in compose) means unset, not the working directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _default_when_empty(cls, value: object) -> object:
+        return default_data_dir() if isinstance(value, str) and not value.strip() else value
 
     @property
     def chat_platform_configured(self) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.settings import Settings, SettingsError, load_settings, main_job, settings_table
+from bot.settings import Settings, SettingsError, default_data_dir, load_settings, main_job, settings_table
 from tests.conftest import REPO
 
 
@@ -97,3 +97,22 @@ def test_the_main_job_is_serve_when_a_token_is_only_in_dot_env(tmp_path: Path, m
     # invalid settings go to `rolecall serve`, which names the bad variable in one line
     (tmp_path / ".env").write_text("ROLECALL_TOP_K=many\n")
     assert main_job() == "serve"
+
+
+def test_empty_folder_variables_mean_the_defaults_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty `ROLECALL_INDEX_DIR=` in compose became Path(""): an index built in the working directory.
+    for name in ("ROLECALL_INDEX_DIR", "ROLECALL_DATA_DIR", "ROLECALL_QDRANT_PATH"):
+        monkeypatch.setenv(name, "  ")
+    settings = load_settings()
+    assert settings.data_dir == default_data_dir()
+    assert settings.index_dir == settings.data_dir / "index"
+    assert settings.qdrant_path == settings.data_dir / "qdrant"
+
+
+def test_an_infinite_file_size_limit_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLECALL_MAX_FILE_MB", "inf")
+    with pytest.raises(SettingsError, match="invalid setting ROLECALL_MAX_FILE_MB") as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
