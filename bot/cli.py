@@ -235,12 +235,7 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        cases = read_cases(args.file)
-    except UnicodeDecodeError as exc:
-        raise RolecallError(
-            f"cannot read eval file {args.file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
-        ) from None
+    cases = read_cases(args.file)
     if not cases:
         raise RolecallError(f"no questions in eval file {args.file}: one JSON object per line, as in eval/README.md")
     service = _opened(args, settings)

@@ -101,22 +101,39 @@ def read_cases(path: Path) -> list[EvalCase]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise RolecallError(f"cannot read eval file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise RolecallError(
+            f"cannot read eval file {path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             data = json.loads(line)
+            if not isinstance(data, dict):
+                raise TypeError("expected a JSON object")
+            question = data.get("q")
+            if not isinstance(question, str) or not question.strip():
+                raise ValueError('"q" must be a non-empty string')
             cases.append(
                 EvalCase(
-                    question=str(data["q"]),
-                    expect=tuple(data.get("expect", ())),
-                    sources=tuple(data.get("sources", ())),
+                    question=question,
+                    expect=_strings(data, "expect"),
+                    sources=_strings(data, "sources"),
                     abstain=bool(data.get("abstain", False)),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise RolecallError(f"{path}:{number}: not an eval line ({exc})") from exc
     return cases
+
+
+def _strings(data: dict[str, object], key: str) -> tuple[str, ...]:
+    """A list of strings; a bare string would count as its letters ("SRE" -> "S", "R", "E")."""
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f'"{key}" must be a list of strings')
+    return tuple(value)
 
 
 def evaluate(cases: Sequence[EvalCase], ask_many: Callable[[list[str]], list[Answer]]) -> EvalResult:

@@ -237,3 +237,25 @@ def test_an_eval_file_without_questions_is_a_one_line_error(
     code, out, err = _run(["eval", str(cases), "--json", "--index", str(tmp_path / "idx")], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1 and "no questions" in err
     assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"q": "sre tools?", "expect": "SRE", "sources": ["a.md"]}', '"expect" must be a list of strings'),
+        ('{"q": "sre tools?", "expect": ["SRE"], "sources": "a.md"}', '"sources" must be a list of strings'),
+        ('{"q": null, "expect": ["SRE"]}', '"q" must be a non-empty string'),
+        ('{"q": "  ", "expect": ["SRE"]}', '"q" must be a non-empty string'),
+        ('["sre tools?"]', "expected a JSON object"),
+    ],
+)
+def test_an_eval_line_of_the_wrong_shape_is_a_one_line_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, reason: str
+) -> None:
+    # "expect": "SRE" was read as the phrases "S", "R", "E", and a null question was asked as "None".
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"q": "what does an SRE do?", "expect": ["SRE"], "sources": ["a.md"]}\n' + line + "\n")
+    code, out, err = _run(["eval", str(cases), "--index", str(tmp_path / "idx")], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"rolecall: error: {cases}:2: not an eval line") and reason in err
+    assert not (tmp_path / "idx").exists()
