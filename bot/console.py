@@ -13,8 +13,8 @@ BOLD, DIM, RESET = "\033[1m", "\033[2m", "\033[0m"
 
 def render_answer(answer: Answer, styled: bool) -> str:
     """An answer as terminal text; the highlighted sentence in bold when `styled`."""
-    if not answer.answered:
-        return answer.refusal_text()
+    if not answer.answered:  # a note ("your question was cut") explains a refusal too
+        return "\n\n".join([*(f"({note})" for note in answer.notes), answer.refusal_text()])
     bold, dim, reset = (BOLD, DIM, RESET) if styled else ("", "", "")
     blocks: list[str] = []
     for number, hit in enumerate(answer.hits, start=1):
@@ -66,6 +66,8 @@ def chat_loop(ask: Callable[[str], Answer], stdin: TextIO = sys.stdin, stdout: T
         line = stdin.readline()
         if not line:
             break
+        if interactive and not line.endswith("\n"):  # Ctrl-D after some text: the answer on its own line
+            stdout.write("\n")
         question = line.strip()
         if not question:
             continue

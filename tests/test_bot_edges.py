@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,18 +106,23 @@ def test_a_question_of_control_characters_only_is_empty(
     assert err.count("\n") == 1 and not (tmp_path / "idx").exists()
 
 
-def test_a_long_question_is_cut_with_a_note_and_answered_fast(
-    where: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    question = f"{PAY} {'x' * 70_000}"  # a question with a pasted blob after it
-    started = time.monotonic()
+def test_a_long_question_is_cut_with_a_note_and_answered(where: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    question = f"{PAY} {'x' * 70_000}"  # a question with a pasted blob after it (it took 34 s uncut)
     code, out, _ = _run(["ask", question, *where], capsys)
-    assert code == 0 and time.monotonic() - started < 15
+    assert code == 0
     assert "source: senior-back-end-engineer.md" in out
     assert "(Your question was cut to its first " in out and "(the limit is 500)" in out
     code, out, _ = _run(["ask", question, "--json", *where], capsys)
     answer = json.loads(out)
     assert len(answer["question"]) <= 500 and answer["notes"][0].startswith("Your question was cut")
+
+
+def test_a_cut_question_that_is_refused_still_says_it_was_cut(
+    where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(["ask", f"banana bread recipe {'y' * 2_000}", *where], capsys)
+    assert code == 0
+    assert out.startswith("(Your question was cut to its first ") and "I don't know that one" in out
 
 
 def test_json_has_no_notes_key_without_notes(where: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -135,9 +139,7 @@ def test_the_service_cuts_a_huge_question_itself(
     knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
     service = make_service(knowledge, tmp_path / "idx", real_embedder)
     service.open()
-    started = time.monotonic()
     answer = service.ask("what tools do SREs use? " * 5000)
-    assert time.monotonic() - started < 10
     assert len(answer.question) <= MAX_QUESTION_CHARS and answer.notes
     assert f"(the limit is {MAX_QUESTION_CHARS})" in answer.notes[0]
     with pytest.raises(ValueError, match="at least 1"):

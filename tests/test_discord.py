@@ -7,7 +7,6 @@ import contextlib
 import logging
 import re
 import shutil
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,15 +286,26 @@ async def test_stop_finishes_an_answer_in_flight_then_disconnects(
 # -- slash commands ------------------------------------------------------------------------------
 
 
-async def test_career_ask_defers_as_thinking_then_follows_up_with_the_answer(bot: Bot) -> None:
+async def test_career_ask_defers_as_thinking_then_follows_up_with_the_answer(
+    bot: Bot, service: RolecallService, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = bot.fake
-    sent = time.monotonic()
-    await fake.dispatch("INTERACTION_CREATE", fake.command_event("ask", {"question": PAY_QUESTION}))
+    release = asyncio.Event()
+    search = service.ask_async
 
-    [follow_up] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
-    [defer] = fake.requests("POST", "/interactions/")
+    async def held(question: str, k: int | None = None) -> Answer:
+        await release.wait()
+        return await search(question, k)
+
+    monkeypatch.setattr(service, "ask_async", held)
+    await fake.dispatch("INTERACTION_CREATE", fake.command_event("ask", {"question": PAY_QUESTION}))
+    # Discord wants a response within 3 s: the deferral is sent while the answer is still being made.
+    [defer] = await fake.wait_for("POST", "/interactions/")
     assert defer.body == {"type": 5}  # deferred channel message: "Rolecall is thinking…"
-    assert defer.at - sent < 3.0 and defer.at <= follow_up.at
+    assert not fake.requests("POST", f"/webhooks/{APP_ID}/")
+    release.set()
+    [follow_up] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
+    assert defer.at <= follow_up.at
     assert follow_up.query.get("wait") in ("1", "true")  # discord.py waits for the created message
     assert not (follow_up.body.get("flags", 0) & 64)  # the answer is public
     embed = only_embed(follow_up)
