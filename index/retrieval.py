@@ -209,7 +209,8 @@ class Retriever:
             )
         ]
         rare = [version.rare_terms(_asked_stems(question)) for question in normalised]
-        return self._with_highlights(questions, query_vectors, aspects, rare, roles, chosen)
+        pages = [[source for source in named if source in version.roles.role_pages] for named in roles]
+        return self._with_highlights(questions, query_vectors, aspects, rare, pages, chosen)
 
     def _choose(
         self,
@@ -309,7 +310,7 @@ class Retriever:
         query_vectors: Vectors,
         aspects: Sequence[Aspect | None],
         rare: Sequence[frozenset[str]],
-        roles: Sequence[list[str]],
+        role_pages: Sequence[list[str]],
         chosen: list[list[Ranked]],
     ) -> list[list[Hit]]:
         """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time.
@@ -331,7 +332,7 @@ class Retriever:
         """
         results: list[list[Hit]] = []
         for question, row, vector, aspect, rare_words, named in zip(
-            questions, chosen, query_vectors, aspects, rare, roles, strict=True
+            questions, chosen, query_vectors, aspects, rare, role_pages, strict=True
         ):
             literals = literal_terms(question)
             asked = asked_words(question)

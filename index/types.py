@@ -52,4 +52,4 @@ class Hit:
     highlight: str
     exact: bool = False  # the highlight holds an exact term of the question (a figure, an acronym)
     rare_term: bool = False  # the highlight holds a word of the question that few passages hold ("debounce")
-    role_named: bool = False  # the passage's document is a role the question names
+    role_named: bool = False  # the passage's document is the page of a role the question names (not a topic)
