@@ -348,16 +348,14 @@ class Retriever:
                 spelled = [i for i, s in enumerate(sentences) if i in typed or any(spells_out(s, t) for t in literals)]
                 stems = _sentence_stems(passage)
                 holding = [i for i in prose_rows if stems[i] & rare_words] if rare_words else []
-                # The score stays the passage's closest prose sentence's cosine when the rare word picks
-                # the highlight: that sentence may sit far from the question ("Bringing a short list…").
-                scored = max(prose_rows, key=lambda i: similarities[i]) if holding and not spelled else None
-                spelled = spelled or holding
-                pool = spelled or prose_rows
-                closest = max(pool, key=lambda i: similarities[i])
-                shown = closest
-                closest = closest if scored is None else scored
-                naming = [] if spelled else _naming_rows(asked, passage, pool)
-                if aspect is not None and not spelled:
+                required = spelled or holding  # the highlight holds the exact term, else the rare word
+                pool = required or prose_rows
+                shown = max(pool, key=lambda i: similarities[i])
+                # The score is that sentence's cosine, unless a rare word chose it: then the passage's closest
+                # prose sentence's, as the rare word's sentence may sit far from the question.
+                scored = shown if spelled or not holding else max(prose_rows, key=lambda i: similarities[i])
+                naming = [] if required else _naming_rows(asked, passage, pool)
+                if aspect is not None and not required:
                     answering = similarities + HIGHLIGHT_ASPECT_WEIGHT * aspect.cosines(rows)
                     choices = [i for i in naming or pool if _says_something(sentences[i])] or naming or pool
                     shown = max(choices, key=lambda i: answering[i])
@@ -366,7 +364,7 @@ class Retriever:
                 hits.append(
                     Hit(
                         passage,
-                        float(similarities[closest]),
+                        float(similarities[scored]),
                         sentences[shown],
                         exact=bool(typed),
                         rare_term=bool(holding) and not typed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot.answer import Answer
 from bot.service import RolecallService, ServiceConfig
 from bot.settings import Settings
 from index.embedding import SentenceTransformerEmbedder, Vectors, resolve_model
@@ -177,3 +179,17 @@ def rolecall_bound_by_file_modes(argv: list[str]) -> subprocess.CompletedProcess
     return subprocess.run(
         [*drop, sys.executable, "-c", _CLI_SCRIPT, *argv], env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def held_answers(service: RolecallService, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """The chat adapters' answers wait until the returned event is set: what a test sees happen before it
+    (an acknowledgement, a deferral) cannot have waited for the answer."""
+    release = asyncio.Event()
+    search = service.ask_async
+
+    async def held(question: str, k: int | None = None) -> Answer:
+        await release.wait()
+        return await search(question, k)
+
+    monkeypatch.setattr(service, "ask_async", held)
+    return release

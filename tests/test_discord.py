@@ -33,7 +33,7 @@ from bot.cli import main
 from bot.records import RecordStore, user_hash
 from bot.service import RolecallService
 from index.types import Hit, Passage
-from tests.conftest import SMALL_KNOWLEDGE, make_service, write_docs
+from tests.conftest import SMALL_KNOWLEDGE, held_answers, make_service, write_docs
 from tests.fake_discord import (
     APP_ID,
     BOT_ID,
@@ -290,14 +290,7 @@ async def test_career_ask_defers_as_thinking_then_follows_up_with_the_answer(
     bot: Bot, service: RolecallService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = bot.fake
-    release = asyncio.Event()
-    search = service.ask_async
-
-    async def held(question: str, k: int | None = None) -> Answer:
-        await release.wait()
-        return await search(question, k)
-
-    monkeypatch.setattr(service, "ask_async", held)
+    release = held_answers(service, monkeypatch)
     await fake.dispatch("INTERACTION_CREATE", fake.command_event("ask", {"question": PAY_QUESTION}))
     # Discord wants a response within 3 s: the deferral is sent while the answer is still being made.
     [defer] = await fake.wait_for("POST", "/interactions/")

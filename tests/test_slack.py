@@ -41,7 +41,7 @@ from bot.serve import build_adapters, run_adapters
 from bot.service import RolecallService
 from bot.settings import SettingsError, load_settings
 from index.types import Hit, Passage
-from tests.conftest import REPO, SMALL_KNOWLEDGE, make_service, write_docs
+from tests.conftest import REPO, SMALL_KNOWLEDGE, held_answers, make_service, write_docs
 from tests.fake_slack import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -215,19 +215,6 @@ def check_limits(message: dict[str, Any]) -> None:
 
 
 # -- questions ----------------------------------------------------------------------------------
-
-
-def held_answers(service: RolecallService, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
-    """Answers wait until the returned event is set: what happens before them cannot depend on them."""
-    release = asyncio.Event()
-    search = service.ask_async
-
-    async def held(question: str, k: int | None = None) -> Answer:
-        await release.wait()
-        return await search(question, k)
-
-    monkeypatch.setattr(service, "ask_async", held)
-    return release
 
 
 async def test_mention_is_answered_in_its_thread_with_the_right_passage(fake, shared_service, records, monkeypatch):
