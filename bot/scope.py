@@ -31,4 +31,4 @@ class OccupationScope:
 def default_scope() -> OccupationScope:
     """The scope shipped in bot/scope.json."""
     data = json.loads(SCOPE_FILE.read_text(encoding="utf-8"))
-    return OccupationScope(data["other_occupations"], data["field_words"])
+    return OccupationScope([*data["other_occupations"], *data.get("other_subjects", [])], data["field_words"])

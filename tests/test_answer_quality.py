@@ -336,6 +336,25 @@ def test_the_refusal_lists_the_career_ladder_as_a_topic_not_a_role(bundled: Role
 
 @pytest.mark.parametrize(
     "question",
+    [
+        "landlord gave me notice to move out, how many days do they legally need to give",
+        "should i exercise my tesla call options before they expire friday",
+    ],
+)
+def test_questions_on_other_subjects_that_share_the_pages_words_are_refused(
+    bundled: RolecallService, question: str
+) -> None:
+    # The job-offers page's notice period and stock options answered them (cosine 0.43-0.55).
+    assert not bundled.ask(question).answered
+
+
+def test_career_questions_with_those_words_are_still_answered(bundled: RolecallService) -> None:
+    assert bundled.ask("should I exercise my startup stock options when I leave?").answered
+    assert bundled.ask("what notice period should I give when I resign?").answered
+
+
+@pytest.mark.parametrize(
+    "question",
     ["what does a dentist earn?", "how much do electricians make?", "what's the average salary of a UX designer?"],
 )
 def test_pay_questions_about_other_occupations_are_refused(bundled: RolecallService, question: str) -> None:
