@@ -817,7 +817,7 @@ _HTML_SKIPPED_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
 
 
 def _load_html(raw: bytes, fallback_title: str) -> _Parsed:
-    soup = BeautifulSoup(_decode_text(raw), "html.parser")
+    soup = BeautifulSoup(_decode_text(raw), "lxml")
     first_h1 = soup.find("h1")
     title = _squash(soup.title.get_text(" ")) if soup.title else ""
     title = title or (_squash(first_h1.get_text(" ")) if first_h1 else "") or fallback_title
@@ -841,7 +841,7 @@ def _html_walk(node: Tag, blocks: list[_Block], inline: list[str]) -> None:
     """Append node's content to blocks in document order; inline collects running paragraph text.
 
     Depth-first with an explicit stack, not recursion: a page nested thousands of elements deep
-    (which html.parser builds without complaint) must not hit Python's recursion limit.
+    (which lxml builds without complaint) must not hit Python's recursion limit.
     """
     pending: list[Iterator[PageElement | _Step]] = [iter(node.children)]
     moved: set[int] = set()  # ids of the lists read after their item's line instead of where they stand
