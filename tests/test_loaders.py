@@ -589,8 +589,8 @@ def test_a_docx_that_unpacks_beyond_the_size_limit_is_skipped(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "unclosed",
-    ["<script>x\n", "<!-- x\n", "{/* x\n", "**a ", "_a "],
-    ids=["script", "html-comment", "mdx-comment", "bold", "underscore"],
+    ["<script>x\n", "<!-- x\n", "{/* x\n", "**a ", "_a ", "`", "``a`"],
+    ids=["script", "html-comment", "mdx-comment", "bold", "underscore", "backticks", "code-span-ticks"],
 )
 def test_many_unclosed_tags_comments_or_emphasis_markers_are_a_normal_file(
     tmp_path: Path, unclosed: str
@@ -600,6 +600,13 @@ def test_many_unclosed_tags_comments_or_emphasis_markers_are_a_normal_file(
     doc = load(tmp_path, "notes.md", f"# Notes\n\nFirst paragraph.\n\n{body}\n\nLast paragraph.\n")
     text = all_text(doc)
     assert text.startswith("First paragraph.") and text.endswith("Last paragraph.")
+
+
+def test_a_line_with_backtick_runs_of_every_length_is_a_normal_file(tmp_path: Path) -> None:
+    # `x``x```x… up to 400 KB: each unclosed run used to scan to the end of the line (n^1.5, 14 s)
+    runs = "".join("`" * length + "x" for length in range(1, 900))
+    doc = load(tmp_path, "notes.md", f"# Notes\n\nFirst `code` here. {runs} Last words.\n")
+    assert all_text(doc).startswith("First code here.") and all_text(doc).endswith("Last words.")
 
 
 # --- Identity: source and hash --------------------------------------------------------------------
