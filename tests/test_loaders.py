@@ -589,8 +589,8 @@ def test_a_docx_that_unpacks_beyond_the_size_limit_is_skipped(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "unclosed",
-    ["<script>x\n", "<!-- x\n", "{/* x\n", "**a ", "_a ", "`", "``a`"],
-    ids=["script", "html-comment", "mdx-comment", "bold", "underscore", "backticks", "code-span-ticks"],
+    ["<script>x\n", "<!-- x\n", "{/* x\n", "**a ", "_a ", "`", "``a`", "!["],
+    ids=["script", "html-comment", "mdx-comment", "bold", "underscore", "backticks", "code-span-ticks", "image"],
 )
 def test_many_unclosed_tags_comments_or_emphasis_markers_are_a_normal_file(
     tmp_path: Path, unclosed: str
