@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.embedding import Vectors
+from index.embedding import TokenVectors, Vectors
 from index.errors import IndexIncompatibleError, IndexMissingError
 from index.keyword import tokenize
 from index.retrieval import CANDIDATES, KEYWORD_WEIGHT, ROLE_BOOST, Ranked
@@ -34,6 +34,7 @@ DEFAULT_ALIAS = "rolecall"
 DENSE = "dense"
 SPARSE = "keywords"
 SENTENCES = "sentences"  # a multivector: one row per highlight sentence (chunking.passage_sentences)
+TOKENS = "tokens"  # a multivector: the passage's word-piece vectors for the token rerank (when the index has them)
 KEEP_VERSIONS = 2  # the live collection and the one before it (for a rollback); older ones are dropped
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so both stores score keywords alike
 PREFETCH = 40  # candidates each of dense and sparse search hand to the fusion, as index.retrieval.CANDIDATES
@@ -133,6 +134,14 @@ class QdrantVectorStore:
                     ),
                     hnsw_config=models.HnswConfigDiff(m=0),  # only returned with a hit, never searched
                 ),
+                TOKENS: models.VectorParams(
+                    size=self.dimension,
+                    distance=models.Distance.COSINE,
+                    multivector_config=models.MultiVectorConfig(
+                        comparator=models.MultiVectorComparator.MAX_SIM
+                    ),
+                    hnsw_config=models.HnswConfigDiff(m=0),  # read for the best few candidates, never searched
+                ),
             },
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata={"model_id": self.model_id, "complete": False},
@@ -147,12 +156,19 @@ class QdrantVectorStore:
     # -- the VectorStore contract ---------------------------------------------------------------------
 
     def add(
-        self, passages: Sequence[Passage], vectors: Vectors, sentences: Sequence[Vectors] | None = None
+        self,
+        passages: Sequence[Passage],
+        vectors: Vectors,
+        sentences: Sequence[Vectors] | None = None,
+        tokens: Sequence[TokenVectors] | None = None,
     ) -> None:
-        """Stage passages; `sentences` holds each passage's sentence vectors (default: the passage vector)."""
+        """Stage passages; `sentences` holds each passage's sentence vectors (default: the passage vector),
+        `tokens` its word-piece vectors (default: none, and no token rerank)."""
         from qdrant_client import models
 
-        if len(passages) != len(vectors) or (sentences is not None and len(sentences) != len(passages)):
+        if len(passages) != len(vectors) or any(
+            extra is not None and len(extra) != len(passages) for extra in (sentences, tokens)
+        ):
             raise ValueError(f"{len(passages)} passages but {len(vectors)} vectors")
         collection = self._staging or self._begin()
         rows = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimension)
@@ -166,16 +182,17 @@ class QdrantVectorStore:
                 multi = (
                     np.asarray(own, dtype=np.float32).reshape(-1, self.dimension) if own is not None else None
                 )
+                named: dict[str, Any] = {
+                    DENSE: vector.tolist(),
+                    SENTENCES: (multi if multi is not None and len(multi) else vector.reshape(1, -1)).tolist(),
+                    SPARSE: models.SparseVector(indices=ids, values=values),
+                }
+                if tokens is not None and len(tokens[start + offset]):
+                    named[TOKENS] = np.asarray(tokens[start + offset], dtype=np.float32).tolist()
                 points.append(
                     models.PointStruct(
                         id=self._next_id,
-                        vector={
-                            DENSE: vector.tolist(),
-                            SENTENCES: (
-                                multi if multi is not None and len(multi) else vector.reshape(1, -1)
-                            ).tolist(),
-                            SPARSE: models.SparseVector(indices=ids, values=values),
-                        },
+                        vector=named,
                         payload={
                             "source": passage.source,
                             "title": passage.title,
@@ -286,12 +303,19 @@ def publish_index(
         for start in range(0, len(passages), UPSERT_BATCH):
             end = min(start + UPSERT_BATCH, len(passages))
             sentences = [search_index.sentence_rows(i) for i in range(start, end)]
-            store.add(passages[start:end], search_index.vectors[start:end], sentences)
+            tokens = search_index.tokens
+            store.add(
+                passages[start:end],
+                search_index.vectors[start:end],
+                sentences,
+                [tokens.passage(i) for i in range(start, end)] if tokens is not None else None,
+            )
         store.describe(
             search_index.documents,
             built_at=search_index.manifest.built_at,
             fingerprint=search_index.manifest.fingerprint,
             rare_terms=search_index.keyword.rare_vocabulary(),
+            token_vectors=search_index.tokens is not None,
         )
         confirm()
     except BaseException:
@@ -315,6 +339,7 @@ class QdrantVersion:
         self.role_boost = ROLE_BOOST
         self._count = count
         self._rare = frozenset(str(t) for t in metadata.get("rare_terms", ()))
+        self._has_tokens = bool(metadata.get("token_vectors", False))  # False for collections published before
 
     def __len__(self) -> int:
         return self._count
@@ -323,9 +348,25 @@ class QdrantVersion:
         """From the list the index folder's keyword index gave when this collection was published."""
         return self._rare.intersection(terms)
 
-    def token_vectors(self, passage_id: int) -> None:
-        """None: Qdrant holds no token vectors, so its candidates are not reranked by them."""
-        return None
+    def token_vectors(self, passage_ids: Sequence[int]) -> list[TokenVectors] | None:
+        """The passages' word-piece vectors in one call, as the index folder held them when it was published;
+        None when it held none (past index.store.TOKEN_VECTORS_MAX_PASSAGES), or a passage lacks them."""
+        if not self._has_tokens or not passage_ids:
+            return None
+        try:
+            points = self.source.client.retrieve(
+                self.collection, ids=list(passage_ids), with_payload=False, with_vectors=[TOKENS]
+            )
+        except Exception:
+            if self.source.client.collection_exists(self.collection):
+                raise
+            return None  # dropped since its candidates came (two swaps): answer without the rerank
+        rows = {
+            int(p.id): np.asarray(p.vector[TOKENS], dtype=np.float32)
+            for p in points
+            if isinstance(p.vector, dict) and TOKENS in p.vector
+        }
+        return [rows[i] for i in passage_ids] if all(i in rows for i in passage_ids) else None
 
     def candidates(self, question: str, vector: Vectors) -> list[Ranked]:
         """One Query API call: the union of the dense and the sparse (keyword) candidates, each with its

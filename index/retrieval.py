@@ -96,8 +96,8 @@ class CandidateVersion(Protocol):
         """Candidates for a normalised question and its embedding, fused scores without the role boost."""
         ...
 
-    def token_vectors(self, passage_id: int) -> TokenVectors | None:
-        """A passage's token vectors, or None when this version has none."""
+    def token_vectors(self, passage_ids: Sequence[int]) -> list[TokenVectors] | None:
+        """These passages' token vectors, in order, or None when this version has none."""
         ...
 
     def rare_terms(self, terms: Iterable[str]) -> frozenset[str]:
@@ -131,9 +131,9 @@ class FaissCandidates:
     def rare_terms(self, terms: Iterable[str]) -> frozenset[str]:
         return self.index.keyword.rare(terms)
 
-    def token_vectors(self, passage_id: int) -> TokenVectors | None:
+    def token_vectors(self, passage_ids: Sequence[int]) -> list[TokenVectors] | None:
         tokens = self.index.tokens
-        return tokens.passage(passage_id) if tokens is not None else None
+        return [tokens.passage(i) for i in passage_ids] if tokens is not None else None
 
     def candidates(self, question: str, vector: Vectors) -> list[Ranked]:
         index = self.index
@@ -497,10 +497,10 @@ def _reranked_by_tokens(
     """The best RERANK_TOP candidates re-sorted with TOKEN_MATCH_WEIGHT times their token match added
     (they stay ahead of the rest); unchanged when the version has no token vectors."""
     top = ranked[:RERANK_TOP]
-    rows = [version.token_vectors(r.passage_id) for r in top]
-    if not top or any(r is None for r in rows):
+    rows = version.token_vectors([r.passage_id for r in top]) if top else None
+    if rows is None:
         return ranked
-    scores = _token_match_scores(question_tokens, [r for r in rows if r is not None])
+    scores = _token_match_scores(question_tokens, rows)
     rescored = [replace(r, fused=r.fused + TOKEN_MATCH_WEIGHT * float(s)) for r, s in zip(top, scores, strict=True)]
     rescored.sort(key=lambda r: r.fused, reverse=True)
     return rescored + ranked[RERANK_TOP:]

@@ -7,19 +7,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
 from bot.cli import main
+from bot.evaluation import read_cases
 from bot.service import ReindexBusyError, RolecallService, ServiceConfig
 from bot.settings import load_settings
 from index.chunking import passage_sentences
 from index.embedding import SentenceTransformerEmbedder
 from index.qdrant_store import DEFAULT_ALIAS, QdrantLease, QdrantVectorStore, live_collection, open_client
+from index.search import SearchIndex
 from tests.conftest import (
     BUNDLED_KNOWLEDGE,
     DEFAULT_MIN_SCORE,
     DEFAULT_SUPPORT_SCORE,
+    REPO,
     SMALL_KNOWLEDGE,
     write_docs,
 )
@@ -330,15 +334,46 @@ def test_rolecall_index_publishes_to_the_qdrant_folder(
     reopened.close()
 
 
-def test_both_stores_find_a_passage_by_a_word_few_passages_hold(
-    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
-) -> None:
+@pytest.fixture(scope="module")
+def bundled(
+    tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
+) -> Iterator[dict[str, RolecallService]]:
+    """The bundled knowledge through both stores: one index folder, published to Qdrant in memory."""
+    folder = tmp_path_factory.mktemp("bundled")
+    services = {store: _service(BUNDLED_KNOWLEDGE, folder / "index", real_embedder, store) for store in ("faiss", "qdrant")}
+    for service in services.values():
+        service.open()
+    yield services
+    for service in services.values():
+        service.close()
+
+
+def test_both_stores_find_a_passage_by_a_word_few_passages_hold(bundled: dict[str, RolecallService]) -> None:
     # Qdrant has no keyword index to count passages in: the collection records the rare words when published.
     firsts = {}
-    for store in ("faiss", "qdrant"):
-        service = _service(BUNDLED_KNOWLEDGE, tmp_path / "index", real_embedder, store)
-        service.open()
+    for store, service in bundled.items():
         first = service.ask("front end interview - will they make me write debounce?").hits[0]
         firsts[store] = (first.passage.section, "debounce" in first.highlight, first.rare_term)
-        service.close()
     assert firsts["faiss"] == firsts["qdrant"] == ("Senior Front-End Engineer > Interview focus", True, True)
+
+
+def test_both_stores_rerank_by_the_same_token_vectors_and_show_the_same_first_passages(
+    bundled: dict[str, RolecallService],
+) -> None:
+    # Qdrant used to hold no token vectors: "is spark still worth learning for data engineering" opened
+    # "Skills a data engineer needs" there and "How to become a data engineer" from the folder.
+    folder_tokens = SearchIndex.open(bundled["faiss"].config.index_dir).tokens
+    qdrant_version = bundled["qdrant"].retriever.index
+    assert folder_tokens is not None
+    ids = [0, 7, len(folder_tokens) - 1]
+    published = qdrant_version.token_vectors(ids)
+    assert published is not None
+    for passage_id, rows in zip(ids, published, strict=True):
+        assert np.allclose(rows, folder_tokens.passage(passage_id), atol=1e-6)  # Qdrant renormalises unit rows
+    questions = [c.question for c in read_cases(REPO / "eval" / "knowledge.jsonl")]
+    firsts = {
+        store: [(a.hits[0].passage.source, a.hits[0].passage.section) if a.hits else None for a in service.ask_many(questions)]
+        for store, service in bundled.items()
+    }
+    differing = [q for q, f, d in zip(questions, firsts["faiss"], firsts["qdrant"], strict=True) if f != d]
+    assert differing == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +111,8 @@ class _Version:
     def __init__(self, tokens: dict[int, TokenVectors]) -> None:
         self.tokens = tokens
 
-    def token_vectors(self, passage_id: int) -> TokenVectors | None:
-        return self.tokens.get(passage_id)
+    def token_vectors(self, passage_ids: Sequence[int]) -> list[TokenVectors] | None:
+        return [self.tokens[i] for i in passage_ids] if self.tokens else None
 
 
 def _ranked(count: int) -> list[Ranked]:
