@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from index.embedding import TokenVectors, Vectors
 from index.errors import IndexIncompatibleError, IndexMissingError
@@ -348,25 +349,32 @@ class QdrantVersion:
         """From the list the index folder's keyword index gave when this collection was published."""
         return self._rare.intersection(terms)
 
-    def token_vectors(self, passage_ids: Sequence[int]) -> list[TokenVectors] | None:
-        """The passages' word-piece vectors in one call, as the index folder held them when it was published;
-        None when it held none (past index.store.TOKEN_VECTORS_MAX_PASSAGES), or a passage lacks them."""
-        if not self._has_tokens or not passage_ids:
+    def token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> npt.NDArray[np.float32] | None:
+        """The engine scores the passages' `tokens` multivectors against the question's (MAX_SIM: the sum over
+        the question's word pieces of the best cosine), one call, no vectors sent back; divided by the
+        question's length it is index.retrieval.token_match_scores. None when the collection has no token
+        vectors (published past index.store.TOKEN_VECTORS_MAX_PASSAGES, or before they were published)."""
+        from qdrant_client import models
+
+        if not self._has_tokens or not passage_ids or not len(question_tokens):
             return None
         try:
-            points = self.source.client.retrieve(
-                self.collection, ids=list(passage_ids), with_payload=False, with_vectors=[TOKENS]
+            response = self.source.client.query_points(
+                self.collection,
+                query=np.asarray(question_tokens, dtype=np.float32).tolist(),
+                using=TOKENS,
+                query_filter=models.Filter(must=[models.HasIdCondition(has_id=list(passage_ids))]),
+                limit=len(passage_ids),
+                with_payload=False,
             )
         except Exception:
             if self.source.client.collection_exists(self.collection):
                 raise
             return None  # dropped since its candidates came (two swaps): answer without the rerank
-        rows = {
-            int(p.id): np.asarray(p.vector[TOKENS], dtype=np.float32)
-            for p in points
-            if isinstance(p.vector, dict) and TOKENS in p.vector
-        }
-        return [rows[i] for i in passage_ids] if all(i in rows for i in passage_ids) else None
+        scores = {int(p.id): float(p.score) / len(question_tokens) for p in response.points}
+        if not all(i in scores for i in passage_ids):
+            return None
+        return np.array([scores[i] for i in passage_ids], dtype=np.float32)
 
     def candidates(self, question: str, vector: Vectors) -> list[Ranked]:
         """One Query API call: the union of the dense and the sparse (keyword) candidates, each with its

@@ -96,8 +96,9 @@ class CandidateVersion(Protocol):
         """Candidates for a normalised question and its embedding, fused scores without the role boost."""
         ...
 
-    def token_vectors(self, passage_ids: Sequence[int]) -> list[TokenVectors] | None:
-        """These passages' token vectors, in order, or None when this version has none."""
+    def token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> npt.NDArray[np.float32] | None:
+        """Per passage, in order: the mean over the question's word pieces of the best cosine to one of the
+        passage's word pieces (late interaction, as in ColBERT); None when this version has no token vectors."""
         ...
 
     def rare_terms(self, terms: Iterable[str]) -> frozenset[str]:
@@ -131,9 +132,11 @@ class FaissCandidates:
     def rare_terms(self, terms: Iterable[str]) -> frozenset[str]:
         return self.index.keyword.rare(terms)
 
-    def token_vectors(self, passage_ids: Sequence[int]) -> list[TokenVectors] | None:
+    def token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> npt.NDArray[np.float32] | None:
         tokens = self.index.tokens
-        return [tokens.passage(i) for i in passage_ids] if tokens is not None else None
+        if tokens is None:
+            return None
+        return token_match_scores(question_tokens, [tokens.passage(i) for i in passage_ids])
 
     def candidates(self, question: str, vector: Vectors) -> list[Ranked]:
         index = self.index
@@ -497,16 +500,15 @@ def _reranked_by_tokens(
     """The best RERANK_TOP candidates re-sorted with TOKEN_MATCH_WEIGHT times their token match added
     (they stay ahead of the rest); unchanged when the version has no token vectors."""
     top = ranked[:RERANK_TOP]
-    rows = version.token_vectors([r.passage_id for r in top]) if top else None
-    if rows is None:
+    scores = version.token_match(question_tokens, [r.passage_id for r in top]) if top else None
+    if scores is None:
         return ranked
-    scores = _token_match_scores(question_tokens, rows)
     rescored = [replace(r, fused=r.fused + TOKEN_MATCH_WEIGHT * float(s)) for r, s in zip(top, scores, strict=True)]
     rescored.sort(key=lambda r: r.fused, reverse=True)
     return rescored + ranked[RERANK_TOP:]
 
 
-def _token_match_scores(question_tokens: TokenVectors, passages: Sequence[TokenVectors]) -> npt.NDArray[np.float32]:
+def token_match_scores(question_tokens: TokenVectors, passages: Sequence[TokenVectors]) -> npt.NDArray[np.float32]:
     """Per passage: the mean over the question's word pieces of the best cosine to one of its word
     pieces (late interaction, as in ColBERT, on this model's own outputs).
 

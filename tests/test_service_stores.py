@@ -18,7 +18,6 @@ from bot.settings import load_settings
 from index.chunking import passage_sentences
 from index.embedding import SentenceTransformerEmbedder
 from index.qdrant_store import DEFAULT_ALIAS, QdrantLease, QdrantVectorStore, live_collection, open_client
-from index.search import SearchIndex
 from tests.conftest import (
     BUNDLED_KNOWLEDGE,
     DEFAULT_MIN_SCORE,
@@ -358,18 +357,17 @@ def test_both_stores_find_a_passage_by_a_word_few_passages_hold(bundled: dict[st
 
 
 def test_both_stores_rerank_by_the_same_token_vectors_and_show_the_same_first_passages(
-    bundled: dict[str, RolecallService],
+    bundled: dict[str, RolecallService], real_embedder: SentenceTransformerEmbedder
 ) -> None:
     # Qdrant used to hold no token vectors: "is spark still worth learning for data engineering" opened
     # "Skills a data engineer needs" there and "How to become a data engineer" from the folder.
-    folder_tokens = SearchIndex.open(bundled["faiss"].config.index_dir).tokens
-    qdrant_version = bundled["qdrant"].retriever.index
-    assert folder_tokens is not None
-    ids = [0, 7, len(folder_tokens) - 1]
-    published = qdrant_version.token_vectors(ids)
-    assert published is not None
-    for passage_id, rows in zip(ids, published, strict=True):
-        assert np.allclose(rows, folder_tokens.passage(passage_id), atol=1e-6)  # Qdrant renormalises unit rows
+    embedded = real_embedder.embed_queries_with_tokens(["is spark still worth learning for data engineering"])
+    assert embedded.tokens is not None
+    question_tokens = embedded.tokens[0]
+    ids = [0, 7, 42, len(bundled["faiss"].retriever.index) - 1]
+    match = {store: service.retriever.index.token_match(question_tokens, ids) for store, service in bundled.items()}
+    assert match["faiss"] is not None and match["qdrant"] is not None
+    assert np.allclose(match["faiss"], match["qdrant"], atol=1e-5)
     questions = [c.question for c in read_cases(REPO / "eval" / "knowledge.jsonl")]
     firsts = {
         store: [(a.hits[0].passage.source, a.hits[0].passage.section) if a.hits else None for a in service.ask_many(questions)]

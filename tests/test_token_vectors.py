@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from index import builder, store
@@ -13,7 +14,7 @@ from index.builder import build_index
 from index.chunking import embedding_text
 from index.embedding import SentenceTransformerEmbedder, TokenVectors, resolve_model
 from index.errors import IndexCorruptError
-from index.retrieval import RERANK_TOP, Ranked, Retriever, _reranked_by_tokens
+from index.retrieval import RERANK_TOP, Ranked, Retriever, _reranked_by_tokens, token_match_scores
 from index.search import SearchIndex
 from index.types import Passage
 from tests.conftest import BUNDLED_KNOWLEDGE, FakeEmbedder, write_docs
@@ -111,8 +112,8 @@ class _Version:
     def __init__(self, tokens: dict[int, TokenVectors]) -> None:
         self.tokens = tokens
 
-    def token_vectors(self, passage_ids: Sequence[int]) -> list[TokenVectors] | None:
-        return [self.tokens[i] for i in passage_ids] if self.tokens else None
+    def token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> npt.NDArray[np.float32] | None:
+        return token_match_scores(question_tokens, [self.tokens[i] for i in passage_ids]) if self.tokens else None
 
 
 def _ranked(count: int) -> list[Ranked]:
