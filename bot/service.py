@@ -50,6 +50,11 @@ KnownTitles = tuple[tuple[str, ...], tuple[str, ...]]  # role titles, other docu
 # Longer questions are cut (with a note): the adapters cut at ROLECALL_MAX_QUESTION_CHARS (at most this),
 # so this bounds what any other caller (eval files, scripts) costs the matchers.
 MAX_QUESTION_CHARS = 10_000
+# A highlight holding this many of the question's words, and at least this share of them, answers it even
+# under the floor ("base is stuck at top of band, what else can i push on?" against a sentence that says
+# so, cosine 0.40). No off-topic eval question shares more than two words with any highlight.
+WORDS_HELD_TO_ANSWER = 3
+SHARE_HELD_TO_ANSWER = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -286,7 +291,7 @@ class RolecallService:
             if is_greeting(question) or is_thanks(question):  # rendered as how to use the bot, or you're welcome
                 answers.append(Answer(question, (), roles, notes, topics))
                 continue
-            if scope.is_about_another_occupation(normalised, bool(version.roles.roles_in(normalised))):
+            if scope.is_about_another_occupation(normalised, version.roles.named_in_full(normalised)):
                 answers.append(Answer(question, (), roles, notes, topics))
                 continue
             answers.append(Answer(question, self._shown(hits), roles, notes, topics))
@@ -309,7 +314,8 @@ class RolecallService:
     def _shown(self, hits: Sequence[Hit]) -> tuple[Hit, ...]:
         """The floor decides whether to answer; passages that clear it come first, then supporting ones.
 
-        A passage clears the floor with its score or an exact term. Once one does, a passage holding a
+        A passage clears the floor with its score, an exact term, or a highlight holding most of the
+        question's words (`_holds_the_question`). Once one does, a passage holding a
         word of the question that few passages hold (`Hit.rare_term`) counts as clearing it too: such a
         word alone does not make a question answerable ("flights to Lisbon"), but it says which passage answers
         one that is ("will they make me write debounce?"). The rest of the top k follow in rank order if
@@ -317,7 +323,10 @@ class RolecallService:
         weaker single sentence), unless the question's exact term was found: then only passages holding
         it are shown.
         """
-        clears = [h.score >= self.config.min_score or h.exact or (h.rare_term and h.role_named) for h in hits]
+        clears = [
+            h.score >= self.config.min_score or h.exact or (h.rare_term and h.role_named) or _holds_the_question(h)
+            for h in hits
+        ]
         if not any(clears):
             return ()
         clears = [ok or h.rare_term for h, ok in zip(hits, clears, strict=True)]
@@ -401,6 +410,14 @@ class RolecallService:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _holds_the_question(hit: Hit) -> bool:
+    """The highlight holds WORDS_HELD_TO_ANSWER of the question's keyword stems, and SHARE_HELD_TO_ANSWER of them."""
+    return (
+        hit.highlight_holds >= WORDS_HELD_TO_ANSWER
+        and hit.highlight_holds >= SHARE_HELD_TO_ANSWER * hit.question_words
+    )
 
 
 def readable_text(text: str) -> str:

@@ -334,11 +334,13 @@ class Retriever:
         `questions` are as typed: normalising spells acronyms out, and the user asked for the acronym.
         """
         results: list[list[Hit]] = []
+        normalise = default_normaliser()
         for question, row, vector, aspect, rare_words, named in zip(
             questions, chosen, query_vectors, aspects, rare, role_pages, strict=True
         ):
             literals = literal_terms(question)
             asked = asked_words(question)
+            question_stems = frozenset(tokenize(normalise(question)))
             hits: list[Hit] = []
             for candidate in row:
                 passage = candidate.passage
@@ -372,6 +374,8 @@ class Retriever:
                         exact=bool(typed),
                         rare_term=bool(holding) and not typed,
                         role_named=passage.source in named,
+                        question_words=len(question_stems),
+                        highlight_holds=len(question_stems & stems[shown]),
                     )
                 )
             results.append(hits)

@@ -146,6 +146,11 @@ class RoleMatcher:
                 found.append(source)
         return found
 
+    def named_in_full(self, normalised_question: str) -> bool:
+        """Does the question name a role by more than a bare level word? "senior" alone names the senior
+        engineer's page, but in "what should a senior chef know?" it is the chef's level, not our role."""
+        return any(match.group(0).lower().removesuffix("s") not in LEVEL_WORDS for match, _, _ in self._mentions(normalised_question))
+
     def subject(self, normalised_question: str) -> str:
         """The question without the roles it says the asker is leaving: what to search for. "As an SRE,
         how can I move to management?" searches "As an, how can I move to management?", which the

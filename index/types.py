@@ -53,3 +53,5 @@ class Hit:
     exact: bool = False  # the highlight holds an exact term of the question (a figure, an acronym)
     rare_term: bool = False  # the highlight holds a word of the question that few passages hold ("debounce")
     role_named: bool = False  # the passage's document is the page of a role the question names (not a topic)
+    question_words: int = 0  # the question's keyword stems (stopwords left out)
+    highlight_holds: int = 0  # how many of them the highlight holds

@@ -274,6 +274,38 @@ def test_a_rare_word_on_the_page_of_the_role_asked_about_answers_even_under_the_
 
 
 @pytest.mark.parametrize(
+    ("question", "section", "words"),
+    [
+        ("base is stuck at top of band, what else can i push on", "What you can negotiate besides salary", ["band"]),
+        ("got 2 offers rn, how do i play them off each other", "Competing offers and leverage", ["offer"]),
+    ],
+)
+def test_a_highlight_holding_most_of_the_questions_words_answers_it_under_the_floor(
+    bundled: RolecallService, question: str, section: str, words: list[str]
+) -> None:
+    # Casual phrasing puts the cosine under the floor (0.40, 0.38), though a sentence says just that.
+    answer = bundled.ask(question)
+    assert answer.answered and answer.hits[0].passage.section.endswith(section)
+    first = answer.hits[0]
+    assert first.score < DEFAULT_MIN_SCORE and first.highlight_holds >= 3
+    assert all(word in first.highlight for word in words)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "how to interview a babysitter, what questions to ask?",  # three of its four words in one sentence
+        "what skills does a senior chef need to run a kitchen team?",  # "senior" is the chef's level here
+        "how much should i pay a senior plumber per hour?",
+    ],
+)
+def test_other_occupations_stay_refused_when_their_words_match_or_a_level_is_named(
+    bundled: RolecallService, question: str
+) -> None:
+    assert not bundled.ask(question).answered
+
+
+@pytest.mark.parametrize(
     "question", ["any tips for cheap flights to lisbon in may?", "who won the champions league final last year?"]
 )
 def test_a_rare_word_alone_does_not_make_an_off_topic_question_answered(bundled: RolecallService, question: str) -> None:
