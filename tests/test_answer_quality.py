@@ -267,10 +267,11 @@ def test_a_rare_word_on_the_page_of_the_role_asked_about_answers_even_under_the_
     answer = unreachable.ask("front end interview - will they make me write debounce?")
     assert answer.answered
     assert [h.passage.section for h in answer.hits] == ["Senior Front-End Engineer > Interview focus"]
-    assert not unreachable.ask("front end interview - any tips?").answered
-    # A topic's alias is not a role: "stock options" names the job-offers page, whose one rare
-    # "lottery" does not answer for it.
-    assert not unreachable.ask("stock options or a lottery ticket, which pays off more?").answered
+    # Without the rare word (and without three of its words in one sentence) it stays refused.
+    assert not unreachable.ask("front end - any tips?").answered
+    # A topic's alias is not a role: "stock options" names the job-offers page, whose one rare "lottery"
+    # does not answer for it (and two words of three in one sentence are not enough either).
+    assert not unreachable.ask("are stock options a lottery?").answered
 
 
 @pytest.mark.parametrize(
