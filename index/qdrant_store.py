@@ -299,12 +299,12 @@ def publish_index(
     and move the alias to it; `confirm` runs right before the move (it raises when the lease was lost).
     On any error the staged collection is dropped and the alias stays where it was."""
     passages = search_index.passages
+    tokens = search_index.tokens
     store.keyword_average_length = average_keyword_length(passages)
     try:
         for start in range(0, len(passages), UPSERT_BATCH):
             end = min(start + UPSERT_BATCH, len(passages))
             sentences = [search_index.sentence_rows(i) for i in range(start, end)]
-            tokens = search_index.tokens
             store.add(
                 passages[start:end],
                 search_index.vectors[start:end],
@@ -316,7 +316,7 @@ def publish_index(
             built_at=search_index.manifest.built_at,
             fingerprint=search_index.manifest.fingerprint,
             rare_terms=search_index.keyword.rare_vocabulary(),
-            token_vectors=search_index.tokens is not None,
+            token_vectors=tokens is not None,
         )
         confirm()
     except BaseException:

@@ -195,7 +195,8 @@ class Retriever:
         normalise = default_normaliser()
         version = self.source.version()  # one version for the whole batch, even during a swap
         # What is searched for: the question in canonical terms, without a role the asker is leaving.
-        normalised = [version.roles.subject(normalise(q)) for q in questions]
+        canonical = [normalise(q) for q in questions]
+        normalised = [version.roles.subject(q) for q in canonical]
         embedded = self.batcher.embed_with_tokens(normalised)  # shared with questions asked meanwhile
         query_vectors = embedded.vectors
         question_tokens: Sequence[TokenVectors | None] = embedded.tokens or [None] * len(questions)
@@ -213,7 +214,8 @@ class Retriever:
         ]
         rare = [version.rare_terms(_asked_stems(question)) for question in normalised]
         pages = [[source for source in named if source in version.roles.role_pages] for named in roles]
-        return self._with_highlights(questions, query_vectors, aspects, rare, pages, chosen)
+        question_stems = [frozenset(tokenize(q)) for q in canonical]
+        return self._with_highlights(questions, question_stems, query_vectors, aspects, rare, pages, chosen)
 
     def _choose(
         self,
@@ -310,6 +312,7 @@ class Retriever:
     def _with_highlights(
         self,
         questions: Sequence[str],
+        question_stems: Sequence[frozenset[str]],
         query_vectors: Vectors,
         aspects: Sequence[Aspect | None],
         rare: Sequence[frozenset[str]],
@@ -334,13 +337,11 @@ class Retriever:
         `questions` are as typed: normalising spells acronyms out, and the user asked for the acronym.
         """
         results: list[list[Hit]] = []
-        normalise = default_normaliser()
-        for question, row, vector, aspect, rare_words, named in zip(
-            questions, chosen, query_vectors, aspects, rare, role_pages, strict=True
+        for question, asked_stems, row, vector, aspect, rare_words, named in zip(
+            questions, question_stems, chosen, query_vectors, aspects, rare, role_pages, strict=True
         ):
             literals = literal_terms(question)
             asked = asked_words(question)
-            question_stems = frozenset(tokenize(normalise(question)))
             hits: list[Hit] = []
             for candidate in row:
                 passage = candidate.passage
@@ -374,8 +375,8 @@ class Retriever:
                         exact=bool(typed),
                         rare_term=bool(holding) and not typed,
                         role_named=passage.source in named,
-                        question_words=len(question_stems),
-                        highlight_holds=len(question_stems & stems[shown]),
+                        question_words=len(asked_stems),
+                        highlight_holds=len(asked_stems & stems[shown]),
                     )
                 )
             results.append(hits)
