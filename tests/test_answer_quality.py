@@ -37,6 +37,13 @@ def test_abbreviations_and_jargon_are_normalised(bundled: RolecallService) -> No
     assert slang == plain
 
 
+def test_slang_for_failing_an_interview_opens_the_rejection_section(bundled: RolecallService) -> None:
+    # Refused before "bombed" was read as "failed": the model puts "bombed" far from a rejection.
+    answer = bundled.ask("i bombed my interview, now what?")
+    assert answer.answered
+    assert answer.hits[0].passage.section == "Software Engineering Interviews > Rejection and cooldown periods"
+
+
 def test_an_acronym_the_documents_use_is_matched_as_they_write_it(bundled: RolecallService) -> None:
     # The pages say "IC track" and "IC role"; spelled out, the question missed them and was refused.
     answer = bundled.ask("can I go back to IC after trying management?")
