@@ -379,6 +379,9 @@ def test_the_refusal_lists_the_career_ladder_as_a_topic_not_a_role(bundled: Role
     [
         "landlord gave me notice to move out, how many days do they legally need to give",
         "should i exercise my tesla call options before they expire friday",
+        # a profession named by its work, not its worker (answered from the interviews page before)
+        "nursing job interview next week, what do hospitals usually ask RNs",
+        "what's the pay like in nursing?",
     ],
 )
 def test_questions_on_other_subjects_that_share_the_pages_words_are_refused(
@@ -411,6 +414,7 @@ def test_pay_questions_about_other_occupations_are_refused(bundled: RolecallServ
         # a field rather than a role title still says the question is about our roles
         ("teacher here, can I switch to data engineering?", "data-engineer.md"),
         ("chef wanting to move into devops, where do I start?", "site-reliability-engineer.md"),
+        ("I work in nursing, how do I become a developer?", "software-engineer.md"),
     ],
 )
 def test_career_changers_from_other_occupations_are_answered(
