@@ -9,7 +9,9 @@ rank fusion on every eval set (see bench/quality.py). For a question that names 
 version stores its passages' token vectors, the best RERANK_TOP candidates also get TOKEN_MATCH_WEIGHT
 times their late-interaction score: the mean, over the question's word pieces (stop words left out), of
 each one's best cosine to a word piece of the passage; the token vectors come out of the same model
-passes as the question's and the passages' vectors. The top passages are then de-duplicated and, for
+passes as the question's and the passages' vectors. Among those, the first one's document keeps its places,
+but which of its windows fills them is decided with SAME_DOCUMENT_TOKEN_WEIGHT more of the token match: the
+fused score picks the document well, the words tell its windows apart. The top passages are then de-duplicated and, for
 comparisons, drawn from each named role in turn. Each passage's highlight is its prose sentence closest
 to the question (or to question and aspect together), among those naming what the question names when
 some do ("London"); the closest sentence's cosine is the hit's score,
@@ -51,6 +53,7 @@ HIGHLIGHT_ASPECT_WEIGHT = 1.0  # the aspect in choosing the highlight: times Asp
 PER_SECTION = 2
 RERANK_TOP = 10  # candidates reranked by token matching; reranking 10 or 20 or all gave the same eval figures
 TOKEN_MATCH_WEIGHT = 1.0  # times the late-interaction score (_token_match_scores); 2.0 refused one more
+SAME_DOCUMENT_TOKEN_WEIGHT = 1.0  # more of it, ordering the first document's windows among themselves (3+ lost hit@3)
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
 
 Fusion = Literal["weighted", "rrf"]
@@ -503,13 +506,24 @@ def _reranked_by_tokens(
     version: CandidateVersion, ranked: list[Ranked], question_tokens: TokenVectors
 ) -> list[Ranked]:
     """The best RERANK_TOP candidates re-sorted with TOKEN_MATCH_WEIGHT times their token match added
-    (they stay ahead of the rest); unchanged when the version has no token vectors."""
+    (they stay ahead of the rest), then the first one's document's windows re-sorted among their own
+    places with SAME_DOCUMENT_TOKEN_WEIGHT more of it; unchanged when the version has no token vectors."""
     top = ranked[:RERANK_TOP]
     scores = version.token_match(question_tokens, [r.passage_id for r in top]) if top else None
     if scores is None:
         return ranked
-    rescored = [replace(r, fused=r.fused + TOKEN_MATCH_WEIGHT * float(s)) for r, s in zip(top, scores, strict=True)]
+    match = {r.passage_id: float(s) for r, s in zip(top, scores, strict=True)}
+    rescored = [replace(r, fused=r.fused + TOKEN_MATCH_WEIGHT * match[r.passage_id]) for r in top]
     rescored.sort(key=lambda r: r.fused, reverse=True)
+    first_document = rescored[0].passage.source
+    places = [i for i, r in enumerate(rescored) if r.passage.source == first_document]
+    windows = sorted(
+        (rescored[i] for i in places),
+        key=lambda r: r.fused + SAME_DOCUMENT_TOKEN_WEIGHT * match[r.passage_id],
+        reverse=True,
+    )
+    for place, window in zip(places, windows, strict=True):
+        rescored[place] = window
     return rescored + ranked[RERANK_TOP:]
 
 

@@ -484,3 +484,54 @@ def test_a_question_naming_a_role_highlights_the_sentence_about_what_it_asks(bun
     top = bundled.ask("which companies hire software engineers?").hits[0]
     assert top.passage.section == "Software Engineer > Where the jobs are"
     assert top.highlight.startswith("Employers range from big tech and startups")
+
+
+NEGOTIATION_HELP = """# Getting help with a salary negotiation
+
+## Why negotiate
+
+Most first offers leave room to move. Recruiters expect a counter, and a polite one rarely costs you the offer.
+
+## Negotiation services
+
+If you have never negotiated an offer, or feel out of your depth, several firms will coach you through it. For most
+candidates the fee is small next to the raise it wins, and a coach has seen far more offers than you have.
+
+### Offer coaching firms
+
+A coaching firm assigns you a negotiator who stays with you from the first recruiter call to the signed contract.
+Many work on success terms: you owe them nothing unless the company raises its offer, and then they take a share of
+the increase.
+
+What a coaching firm typically does:
+
+- Argue for a higher package even when you hold no competing offer
+- Tell you what similar engineers were paid at the same company and level
+- Write scripts for each recruiter call and rehearse them with you
+- Answer in a chat while you are on the call with the recruiter
+
+### Salary data sites
+
+Sites that collect pay reports, best known as salary databases, also sell negotiation help for a fixed price paid up
+front, whatever the outcome. The price buys a review of your offer and a plan for the counter.
+
+## What to say first
+
+Thank the recruiter, say you are excited, and ask for a few days to review the full package in writing before you
+answer.
+"""
+
+
+def test_the_window_holding_what_was_asked_comes_first_within_the_document(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    # The section's introduction came first (its vector is closest to "negotiation service"); the words of the
+    # question decide among the windows of the document the fused score chose.
+    folder = write_docs(tmp_path / "kb", {"negotiation-help.md": NEGOTIATION_HELP})
+    service = make_service(folder, tmp_path / "idx", real_embedder)
+    service.reindex()
+    answer = service.ask("is there a negotiation service where i only pay if my offer goes up?")
+    assert answer.answered
+    first = answer.hits[0]
+    assert first.passage.section.endswith("Negotiation services > Offer coaching firms")
+    assert "unless the company raises its offer" in first.passage.text
