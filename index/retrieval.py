@@ -9,14 +9,14 @@ rank fusion on every eval set (see bench/quality.py). For a question that names 
 version stores its passages' token vectors, the best RERANK_TOP candidates also get TOKEN_MATCH_WEIGHT
 times their late-interaction score: the mean, over the question's word pieces (stop words left out), of
 each one's best cosine to a word piece of the passage; the token vectors come out of the same model
-passes as the question's and the passages' vectors. Among those, the first one's document keeps its places,
-but which of its windows fills them is decided with SAME_DOCUMENT_TOKEN_WEIGHT more of the token match: the
-fused score picks the document well, the words tell its windows apart. The top passages are then de-duplicated and, for
-comparisons, drawn from each named role in turn. Each passage's highlight is its prose sentence closest
-to the question (or to question and aspect together), among those naming what the question names when
-some do ("London"); the closest sentence's cosine is the hit's score,
-comparable across questions. Sentence vectors are computed when the index is built, so answering embeds
-only the question.
+passes as the question's and the passages' vectors. Among those, the first one's document keeps its
+places, but which of its windows fills them is decided with SAME_DOCUMENT_TOKEN_WEIGHT more of the token
+match: the fused score picks the document well, the words tell its windows apart. The top passages are
+then de-duplicated and, for comparisons, drawn from each named role in turn. Each passage's highlight is
+its prose sentence closest to the question (or to question and aspect together), among those naming what
+the question names when some do ("London"); the closest sentence's cosine is the hit's score, comparable
+across questions. Sentence vectors are computed when the index is built, so answering embeds only the
+question.
 
 Where candidates come from is a seam (`CandidateSource`): `FaissCandidates` ranks over an opened
 SearchIndex as described above; `index.qdrant_store.QdrantCandidates` asks Qdrant (dense + sparse,
