@@ -44,6 +44,16 @@ def test_slang_for_failing_an_interview_opens_the_rejection_section(bundled: Rol
     assert answer.hits[0].passage.section == "Software Engineering Interviews > Rejection and cooldown periods"
 
 
+def test_chat_abbreviations_are_spelled_out(bundled: RolecallService) -> None:
+    # Refused while "soln" was a word the model did not know.
+    answer = bundled.ask("my soln was slow in the interview, what now?")
+    assert answer.answered
+    assert answer.hits[0].passage.section == "Software Engineering Interviews > Solving a coding interview problem"
+    typed = bundled.ask("how do u negotiate ur offer w/o a competing one?")
+    spelled = bundled.ask("how do you negotiate your offer without a competing one?")
+    assert [h.passage for h in typed.hits] == [h.passage for h in spelled.hits]
+
+
 def test_an_acronym_the_documents_use_is_matched_as_they_write_it(bundled: RolecallService) -> None:
     # The pages say "IC track" and "IC role"; spelled out, the question missed them and was refused.
     answer = bundled.ask("can I go back to IC after trying management?")
@@ -285,13 +295,14 @@ def test_a_rare_word_on_the_page_of_the_role_asked_about_answers_even_under_the_
     ("question", "section", "words"),
     [
         ("base is stuck at top of band, what else can i push on", "What you can negotiate besides salary", ["band"]),
-        ("got 2 offers rn, how do i play them off each other", "Competing offers and leverage", ["offer"]),
+        # ("rn" alone put it under the floor until "rn" was spelled "right now")
+        ("got 2 offers haha, how do i play them off each other", "Competing offers and leverage", ["offer"]),
     ],
 )
 def test_a_highlight_holding_most_of_the_questions_words_answers_it_under_the_floor(
     bundled: RolecallService, question: str, section: str, words: list[str]
 ) -> None:
-    # Casual phrasing puts the cosine under the floor (0.40, 0.38), though a sentence says just that.
+    # Casual phrasing puts the cosine under the floor (0.40, 0.41), though a sentence says just that.
     answer = bundled.ask(question)
     assert answer.answered and answer.hits[0].passage.section.endswith(section)
     first = answer.hits[0]
