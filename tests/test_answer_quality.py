@@ -295,7 +295,7 @@ def test_a_rare_word_on_the_page_of_the_role_asked_about_answers_even_under_the_
     ("question", "section", "words"),
     [
         ("base is stuck at top of band, what else can i push on", "What you can negotiate besides salary", ["band"]),
-        # ("rn" alone put it under the floor until "rn" was spelled "right now")
+        # (it said "rn" until the terms table spelled that "right now", which lifted it over the floor)
         ("got 2 offers haha, how do i play them off each other", "Competing offers and leverage", ["offer"]),
     ],
 )
