@@ -543,8 +543,9 @@ def test_the_window_holding_what_was_asked_comes_first_within_the_document(
     tmp_path: Path, real_embedder: SentenceTransformerEmbedder
 ) -> None:
     # The section's introduction came first (its vector is closest to "negotiation service"); the words of the
-    # question decide among the windows of the document the fused score chose.
-    folder = write_docs(tmp_path / "kb", {"negotiation-help.md": NEGOTIATION_HELP})
+    # question decide among the windows of the document the fused score chose. The other pages stay in the
+    # running: the resume page and the Facebook page speak of offers and pay too.
+    folder = write_docs(tmp_path / "kb", {"negotiation-help.md": NEGOTIATION_HELP, **INTERVIEW_DOCS})
     service = make_service(folder, tmp_path / "idx", real_embedder)
     service.reindex()
     answer = service.ask("is there a negotiation service where i only pay if my offer goes up?")
@@ -552,3 +553,4 @@ def test_the_window_holding_what_was_asked_comes_first_within_the_document(
     first = answer.hits[0]
     assert first.passage.section.endswith("Negotiation services > Offer coaching firms")
     assert "unless the company raises its offer" in first.passage.text
+    assert {hit.passage.source for hit in answer.hits} == {"negotiation-help.md"}
