@@ -44,6 +44,15 @@ def test_slang_for_failing_an_interview_opens_the_rejection_section(bundled: Rol
     assert answer.hits[0].passage.section == "Software Engineering Interviews > Rejection and cooldown periods"
 
 
+def test_is_grinding_leetcode_worth_it_is_answered_from_the_practice_section(bundled: RolecallService) -> None:
+    # Refused (0.39) until the interviews page said so in as many words; a question from a blind set.
+    answer = bundled.ask("is grinding leetcode actually worth it for faang interviews")
+    assert answer.answered
+    first = answer.hits[0]
+    assert first.passage.section == "Software Engineering Interviews > Practice problems and mock interviews"
+    assert "worth it up to a point" in first.highlight
+
+
 def test_chat_abbreviations_are_spelled_out(bundled: RolecallService) -> None:
     # Refused while "soln" was a word the model did not know.
     answer = bundled.ask("my soln was slow in the interview, what now?")
