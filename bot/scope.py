@@ -1,4 +1,4 @@
-"""Questions about other occupations ("what does a dentist earn?"), refused even when pay passages score well."""
+"""Questions about other occupations or walks of life ("what does a dentist earn?"), refused even when pay passages score well."""
 
 from __future__ import annotations
 
@@ -31,4 +31,5 @@ class OccupationScope:
 def default_scope() -> OccupationScope:
     """The scope shipped in bot/scope.json."""
     data = json.loads(SCOPE_FILE.read_text(encoding="utf-8"))
-    return OccupationScope([*data["other_occupations"], *data.get("other_subjects", [])], data["field_words"])
+    other = [*data["other_occupations"], *data.get("other_subjects", []), *data.get("other_walks_of_life", [])]
+    return OccupationScope(other, data["field_words"])

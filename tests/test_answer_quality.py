@@ -414,6 +414,34 @@ def test_questions_on_other_subjects_that_share_the_pages_words_are_refused(
     assert not bundled.ask(question).answered
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        # other walks of life in career words (answered from the skills, promotion and negotiation passages before)
+        "what skills does a good goalkeeper need?",
+        "how do army promotions work?",
+        "what is the best way to negotiate a trade-in offer at a car dealership?",
+    ],
+)
+def test_questions_from_other_walks_of_life_are_refused(bundled: RolecallService, question: str) -> None:
+    answer = bundled.ask(question)
+    assert not answer.answered and not answer.hits
+
+
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [
+        ("ex-army, how do I get into devops?", "site-reliability-engineer.md"),
+        ("I was a restaurant manager, how do I become a software engineer?", "software-engineer.md"),
+    ],
+)
+def test_people_from_other_walks_of_life_asking_about_our_roles_are_answered(
+    bundled: RolecallService, question: str, source: str
+) -> None:
+    answer = bundled.ask(question)
+    assert answer.answered and answer.hits[0].passage.source == source
+
+
 def test_career_questions_with_those_words_are_still_answered(bundled: RolecallService) -> None:
     assert bundled.ask("should I exercise my startup stock options when I leave?").answered
     assert bundled.ask("what notice period should I give when I resign?").answered
