@@ -419,7 +419,7 @@ def test_questions_on_other_subjects_that_share_the_pages_words_are_refused(
     [
         # other walks of life in career words (answered from the skills, promotion and negotiation passages before)
         "what skills does a good goalkeeper need?",
-        "how do army promotions work?",
+        "asked to lead my kid's soccer team as assistant coach, what skills do i need?",
         "what is the best way to negotiate a trade-in offer at a car dealership?",
     ],
 )
@@ -431,8 +431,11 @@ def test_questions_from_other_walks_of_life_are_refused(bundled: RolecallService
 @pytest.mark.parametrize(
     ("question", "source"),
     [
-        ("ex-army, how do I get into devops?", "site-reliability-engineer.md"),
+        ("I coach a soccer team on weekends, how do I get into devops?", "site-reliability-engineer.md"),
         ("I was a restaurant manager, how do I become a software engineer?", "software-engineer.md"),
+        # work idioms and industries people build software for are not on the list (a review refused these)
+        ("How do I quarterback a cross-team project without being the official lead?", "staff-engineer.md"),
+        ("our startup is heading toward bankruptcy, what happens to my stock options?", "job-offers.md"),
     ],
 )
 def test_people_from_other_walks_of_life_asking_about_our_roles_are_answered(
