@@ -44,6 +44,30 @@ def test_slang_for_failing_an_interview_opens_the_rejection_section(bundled: Rol
     assert answer.hits[0].passage.section == "Software Engineering Interviews > Rejection and cooldown periods"
 
 
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        # refused before the two pages: a probe of career questions in everyday words found them unanswered
+        (
+            "I'm a high school teacher and want to switch into tech. Where do I start?",
+            "Changing Careers into Software > Where to start when switching into tech",
+        ),
+        ("is 40 too old to learn to code and become a developer?", "Is it too late to switch into software?"),
+        ("took a year off to look after my dad, how do i explain the gap in interviews?", "Gaps in employment"),
+        # a hobby from the walks-of-life list, brought back into scope by "app"
+        (
+            "I built a guitar tuner app as a side project, is it worth putting on my resume?",
+            "Resumes and Portfolios > Side projects and hobby projects",
+        ),
+    ],
+)
+def test_career_changers_and_resume_questions_are_answered_from_their_pages(
+    bundled: RolecallService, question: str, section: str
+) -> None:
+    answer = bundled.ask(question)
+    assert answer.answered and answer.hits[0].passage.section.endswith(section)
+
+
 def test_is_grinding_leetcode_worth_it_is_answered_from_the_practice_section(bundled: RolecallService) -> None:
     # Refused (0.39) until the interviews page said so in as many words; a question from a blind set.
     answer = bundled.ask("is grinding leetcode actually worth it for faang interviews")

@@ -22,7 +22,7 @@ QUESTIONS = [
     "Who runs the on-call rotation?",
     "What databases do back-end engineers use?",
     "What is a promotion packet?",
-    "How do I bake sourdough bread?",
+    "What is the capital of Portugal?",  # off-topic, but not about another walk of life (refused before any search)
 ]
 
 
