@@ -148,8 +148,13 @@ class RoleMatcher:
 
     def named_in_full(self, normalised_question: str) -> bool:
         """Does the question name a role by more than a bare level word? "senior" alone names the senior
-        engineer's page, but in "what should a senior chef know?" it is the chef's level, not our role."""
-        return any(match.group(0).lower().removesuffix("s") not in LEVEL_WORDS for match, _, _ in self._mentions(normalised_question))
+        engineer's page, but in "what should a senior chef know?" it is the chef's level, not our role.
+        A topic's name is not a role: "resume" in "what should a nurse put on her resume?" names the
+        resumes page, but the question is still the nurse's."""
+        return any(
+            source in self.role_pages and match.group(0).lower().removesuffix("s") not in LEVEL_WORDS
+            for match, source, _ in self._mentions(normalised_question)
+        )
 
     def subject(self, normalised_question: str) -> str:
         """The question without the roles it says the asker is leaving: what to search for. "As an SRE,
