@@ -68,6 +68,23 @@ def test_career_changers_and_resume_questions_are_answered_from_their_pages(
     assert answer.answered and answer.hits[0].passage.section.endswith(section)
 
 
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("how do I ask my manager for more work-from-home days?", "Remote and hybrid work"),
+        ("I am burned out after a launch crunch, should I step down as tech lead?", "Burnout and stepping back"),
+        ("is it bad to take a long vacation right before performance review season?", "performance reviews"),
+    ],
+)
+def test_questions_about_working_life_are_answered_from_its_page(
+    bundled: RolecallService, question: str, section: str
+) -> None:
+    # refused before the page (a probe of career questions in everyday words)
+    answer = bundled.ask(question)
+    assert answer.answered
+    assert answer.hits[0].passage.source == "working-life.md" and answer.hits[0].passage.section.endswith(section)
+
+
 def test_is_grinding_leetcode_worth_it_is_answered_from_the_practice_section(bundled: RolecallService) -> None:
     # Refused (0.39) until the interviews page said so in as many words; a question from a blind set.
     answer = bundled.ask("is grinding leetcode actually worth it for faang interviews")
@@ -467,6 +484,19 @@ def test_people_from_other_walks_of_life_asking_about_our_roles_are_answered(
 ) -> None:
     answer = bundled.ask(question)
     assert answer.answered and answer.hits[0].passage.source == source
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["as a dentist, how do I negotiate a job offer?", "nurse here, any tips for salary negotiation with the hospital?"],
+)
+def test_a_topic_named_beside_another_occupation_does_not_bring_it_into_scope(
+    bundled: RolecallService, question: str
+) -> None:
+    # "job offer" and "salary negotiation" are aliases of the job-offers page, which counted as naming one of our
+    # roles; the questions were answered from it (0.45, 0.49).
+    answer = bundled.ask(question)
+    assert not answer.answered and not answer.hits
 
 
 def test_career_questions_with_those_words_are_still_answered(bundled: RolecallService) -> None:
