@@ -149,8 +149,8 @@ class RoleMatcher:
     def named_in_full(self, normalised_question: str) -> bool:
         """Does the question name a role by more than a bare level word? "senior" alone names the senior
         engineer's page, but in "what should a senior chef know?" it is the chef's level, not our role.
-        A topic's name is not a role: "resume" in "what should a nurse put on her resume?" names the
-        resumes page, but the question is still the nurse's."""
+        A topic's name is not a role: "job offer" in "as a dentist, how do I negotiate a job offer?" names
+        the job-offers page, but the question is still the dentist's."""
         return any(
             source in self.role_pages and match.group(0).lower().removesuffix("s") not in LEVEL_WORDS
             for match, source, _ in self._mentions(normalised_question)
