@@ -64,7 +64,11 @@ def role_title(title: str) -> tuple[str, str]:
 
 def names_a_role(doc: RoleDocument) -> bool:
     """Does the title or an alias end in a role noun ("Site Reliability / DevOps Engineer", "SRE" with the
-    alias "Site Reliability Engineer"), rather than all name a topic ("Software Engineering Career Ladder")?"""
+    alias "Site Reliability Engineer"), rather than all name a topic ("Software Engineering Career Ladder")?
+    A page whose front matter says `level: topic` names none, whatever its aliases end in ("Self-Taught
+    Developer" on the career-change page)."""
+    if doc.level.lower() == "topic":
+        return False
     for name in (doc.title, *doc.aliases):
         words = re.findall(r"[A-Za-z]+", re.sub(r"\([^)]*\)", "", name))  # "Engineering Manager (EM)"
         if words and words[-1].lower().removesuffix("s") in ROLE_NOUNS:

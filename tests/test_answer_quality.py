@@ -436,6 +436,8 @@ def test_the_refusal_lists_the_career_ladder_as_a_topic_not_a_role(bundled: Role
     roles_part, _, topics_part = text.partition("And topics such as")
     assert "Site Reliability / DevOps Engineer" in roles_part and "Career Ladder" not in roles_part
     assert "Software Engineering Career Ladder" in topics_part
+    # a topic page stays a topic even when an alias ends in a role noun ("Self-Taught Developer")
+    assert "Changing Careers into Software" not in roles_part and "Changing Careers into Software" in topics_part
 
 
 @pytest.mark.parametrize(
@@ -474,6 +476,10 @@ def test_questions_from_other_walks_of_life_are_refused(bundled: RolecallService
     [
         ("I coach a soccer team on weekends, how do I get into devops?", "site-reliability-engineer.md"),
         ("I was a restaurant manager, how do I become a software engineer?", "software-engineer.md"),
+        # a career changer who names the old job and the wish to switch, but not the new field
+        ("I've been a pharmacist for 10 years, is it realistic to switch?", "career-change.md"),
+        ("teacher here, thinking about a career change, where do I begin?", "career-change.md"),
+        ("should I open-source the budgeting tool I built for my church?", "resumes.md"),
         # work idioms and industries people build software for are not on the list (a review refused these)
         ("How do I quarterback a cross-team project without being the official lead?", "staff-engineer.md"),
         ("our startup is heading toward bankruptcy, what happens to my stock options?", "job-offers.md"),
