@@ -512,9 +512,17 @@ def test_career_questions_with_those_words_are_still_answered(bundled: RolecallS
 
 @pytest.mark.parametrize(
     "question",
-    ["what does a dentist earn?", "how much do electricians make?", "what's the average salary of a UX designer?"],
+    [
+        "what does a dentist earn?",
+        "how much do electricians make?",
+        "what's the average salary of a UX designer?",
+        # software-adjacent jobs the knowledge has no page for: answered before from the data engineer's pay (0.73)
+        # and the principal engineer's duties (0.51)
+        "what does a data scientist earn?",
+        "what does a QA engineer do?",
+    ],
 )
-def test_pay_questions_about_other_occupations_are_refused(bundled: RolecallService, question: str) -> None:
+def test_questions_about_other_occupations_are_refused(bundled: RolecallService, question: str) -> None:
     # The pay passages of the engineering roles score above the floor for these; the occupation decides.
     answer = bundled.ask(question)
     assert not answer.answered and not answer.hits
@@ -532,6 +540,9 @@ def test_pay_questions_about_other_occupations_are_refused(bundled: RolecallServ
         # "code" and "coder" name the field as well (refused before: med school and law school are other subjects)
         ("I left med school to learn to code, where do I start?", "software-engineer.md"),
         ("dropped out of law school, want to be a coder, how do I get hired?", "software-engineer.md"),
+        # software-adjacent jobs without a page are answered once the question names one of our roles
+        ("I'm a data analyst, how do I become a data engineer?", "data-engineer.md"),
+        ("sysadmin here, how do I move into SRE?", "site-reliability-engineer.md"),
     ],
 )
 def test_career_changers_from_other_occupations_are_answered(
