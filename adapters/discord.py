@@ -28,7 +28,7 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from adapters.discord_embeds import answer_embed, clip_content, roles_embed, vote_subject
+from adapters.discord_embeds import answer_embed, clip_content, clip_lines, roles_embed, vote_subject
 from bot.answer import Question, is_greeting
 from bot.conversation import Conversation
 from bot.logs import error_reference
@@ -630,7 +630,7 @@ class DiscordAdapter:
             )
             log.info("Discord: reindex %s", outcome.result)
             await interaction.followup.send(
-                clip_content(outcome.message), ephemeral=True, allowed_mentions=NO_PINGS
+                clip_lines(outcome.message), ephemeral=True, allowed_mentions=NO_PINGS
             )
 
     # -- votes -------------------------------------------------------------------------------

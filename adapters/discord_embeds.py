@@ -45,6 +45,22 @@ def clip_content(text: str) -> str:
     return clip(text, CONTENT_LIMIT)
 
 
+def clip_lines(text: str, limit: int = CONTENT_LIMIT) -> str:
+    """`text` cut after its last whole line that fits in `limit` characters, with a last line saying how many
+    lines were left out (a reindex summary: a line cut in half would hide a file's name or reason)."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    lines = text.splitlines()
+    shown, used = 0, 0  # `used`: the characters of lines[:shown], each with its newline
+    while used + len(lines[shown]) + 1 + len(f"… {len(lines) - shown - 1} more lines not shown") <= limit:
+        used += len(lines[shown]) + 1
+        shown += 1
+    if shown == 0:
+        return clip(text, limit)
+    return "\n".join([*lines[:shown], f"… {len(lines) - shown} more lines not shown"])
+
+
 def answer_embed(answer: Answer) -> discord.Embed:
     """The question as title, one field per passage, the sources in the footer; the refusal lists roles."""
     title = clip(answer.question, TITLE_LIMIT) or "Your question"

@@ -16,15 +16,16 @@ log = logging.getLogger(__name__)
 
 
 def report_text(report: BuildReport) -> str:
-    """The reindex summary an admin reads: counts first, then each file by what happened to it."""
+    """The reindex summary an admin reads: counts first, then the skipped files with their reasons (what
+    needs acting on, kept when a chat clips a long summary), then each other file by what happened to it."""
     lines = []
     if report.rebuild_reason:
         lines.append(f"rebuilt from scratch: {report.rebuild_reason}")
     lines.append("index updated" if report.wrote_new_version else "index already up to date")
     lines.append(report.summary())
+    lines.extend(f"  skipped: {skip.source}: {skip.reason}" for skip in report.skipped)
     for label, names in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
         lines.extend(f"  {label}: {name}" for name in names)
-    lines.extend(f"  skipped: {skip.source}: {skip.reason}" for skip in report.skipped)
     return "\n".join(lines)
 
 
@@ -54,21 +55,26 @@ class AdminActions:
         """Reindex if allowed; questions keep being answered from the old index until the swap.
 
         Every attempt is audited once, with the time it was asked for and its outcome, whatever happens
-        (an unexpected error is recorded as failed); the store is written off the event loop.
+        (an unexpected error is recorded as failed). The build and its audit row run together in one worker
+        thread, off the event loop: a request cancelled while it builds (the adapter stopping) cannot stop
+        the build, and it is still audited with what really happened when the build ends.
         """
         asked_at = now()
-        outcome = await self._reindex(platform, user_id, platform_admin)
+        return await asyncio.to_thread(self._reindex_and_audit, platform, user_id, platform_admin, asked_at)
+
+    def _reindex_and_audit(
+        self, platform: str, user_id: str, platform_admin: bool, asked_at: str
+    ) -> ReindexOutcome:
+        outcome = self._reindex(platform, user_id, platform_admin)
         detail = outcome.report.summary() if outcome.report is not None else outcome.detail
-        await asyncio.to_thread(
-            self.records.record_admin_action, platform, user_id, "reindex", outcome.result, detail, asked_at
-        )
+        self.records.record_admin_action(platform, user_id, "reindex", outcome.result, detail, asked_at)
         return outcome
 
-    async def _reindex(self, platform: str, user_id: str, platform_admin: bool) -> ReindexOutcome:
+    def _reindex(self, platform: str, user_id: str, platform_admin: bool) -> ReindexOutcome:
         if not self.is_admin(platform, user_id, platform_admin):
             return ReindexOutcome("refused", "Sorry, only Rolecall admins can reindex the knowledge base.")
         try:
-            report = await asyncio.to_thread(self.service.reindex)
+            report = self.service.reindex()
         except ReindexBusyError:
             return ReindexOutcome(
                 "busy", "A reindex is already running; I'll keep answering from the current index."

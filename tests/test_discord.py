@@ -32,6 +32,7 @@ from bot.answer import Answer
 from bot.cli import main
 from bot.records import RecordStore, user_hash
 from bot.service import RolecallService
+from index.keyword import KeywordIndex
 from index.types import Hit, Passage
 from tests.conftest import SMALL_KNOWLEDGE, held_answers, make_service, write_docs
 from tests.fake_discord import (
@@ -382,6 +383,10 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
         "Data scientists analyse data with Python, pandas and Jupyter notebooks and build statistical models.\n",
         encoding="utf-8",
     )
+    filler = "They plan delivery with product managers, review designs, mentor colleagues and report risks weekly. "
+    for number in range(12):  # enough new passages to keep the reindex busy for a few seconds
+        sections = "\n".join(f"## Part {part}\nRole {number}, task {part}: {filler * 3}\n" for part in range(8))
+        (small_knowledge / f"role-{number}.md").write_text(f"---\ntitle: Role {number}\n---\n# Role {number}\n{sections}")
     async with running(fake, service, tmp_path, admin_servers=frozenset({GUILD_ID})) as bot:
         first = fake.command_event("reindex", dm=True, user_id=ADMIN_ID)
         second = fake.command_event("reindex", permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD)
@@ -389,9 +394,11 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
         await fake.dispatch("INTERACTION_CREATE", second)
         await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION, dm=True))
 
-        await fake.wait_for("POST", f"/webhooks/{APP_ID}/", count=2)
+        await fake.wait_for("POST", f"/webhooks/{APP_ID}/", count=2, timeout=60)
         [during] = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages")
         assert only_embed(during)["fields"][0]["name"] == "Senior Back-End Software Engineer › Pay"
+        [summary_post] = fake.requests("POST", f"/webhooks/{APP_ID}/{first['token']}")
+        assert during.at < summary_post.at  # answered from the old index while the reindex ran
         for event in (first, second):
             [defer] = fake.requests("POST", f"/interactions/{event['id']}/")
             assert defer.body == {"type": 5, "data": {"flags": 64}}  # ephemeral "thinking"
@@ -399,7 +406,7 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
         assert all(body["flags"] & 64 for body in replies.values())  # only the admin sees them
         summary = replies[f"/webhooks/{APP_ID}/{first['token']}"]["content"]
         busy = replies[f"/webhooks/{APP_ID}/{second['token']}"]["content"]
-        assert summary.startswith("index updated") and "added: data-scientist.md" in summary
+        assert summary.startswith("index updated") and "added 13," in summary and "added: data-scientist.md" in summary
         assert busy.startswith("A reindex is already running")
         assert [(e.action, e.result) for e in bot.records.audit_entries()] == [
             ("reindex", "busy"),
@@ -411,6 +418,34 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
         )
         _, after = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages", count=2)
         assert only_embed(after)["fields"][0]["name"] == "Data Scientist › Tools"
+
+
+async def test_a_long_reindex_summary_keeps_every_skipped_file_and_its_reason(
+    fake: FakeDiscord, small_knowledge: Path, tmp_path: Path, real_embedder: object
+) -> None:
+    # Past Discord's 2,000 characters the summary is cut: the skipped files, which the admin has to act on,
+    # come first, and the cut falls between whole lines and says how many were left out.
+    service = make_service(small_knowledge, tmp_path / "own-index", real_embedder)
+    service.open()
+    for number in range(20):
+        (small_knowledge / f"legacy-handbook-page-{number:02d}.docx").write_bytes(b"not a Word file")
+    for number in range(40):
+        (small_knowledge / f"role-{number:02d}.md").write_text(
+            f"# Role {number}\n\n## Duties\nRole {number} plans delivery and reviews designs.\n", encoding="utf-8"
+        )
+    async with running(fake, service, tmp_path) as bot:
+        await fake.dispatch("INTERACTION_CREATE", fake.command_event("reindex", dm=True, user_id=ADMIN_ID))
+        [reply] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/", timeout=60)
+    summary = reply.body["content"]
+    assert len(summary) <= 2000 and summary.startswith("index updated")
+    skipped = [line for line in summary.splitlines() if line.startswith("  skipped: ")]
+    assert skipped == [
+        f"  skipped: legacy-handbook-page-{number:02d}.docx: unreadable Word document: File is not a zip file"
+        for number in range(20)
+    ]
+    added_shown = [line for line in summary.splitlines() if line.startswith("  added: role-")]
+    assert added_shown and summary.endswith(f"\n… {40 - len(added_shown)} more lines not shown")
+    assert bot.records.audit_entries()[0].detail.startswith("added 40, changed 0, removed 0, unchanged 3, skipped 20")
 
 
 async def test_a_member_with_manage_server_may_reindex_in_a_listed_server_only(
@@ -435,23 +470,39 @@ async def test_a_member_with_manage_server_may_reindex_in_a_listed_server_only(
 
 
 async def test_a_reindex_that_crashes_is_audited_as_failed_and_the_old_index_keeps_answering(
-    bot: Bot, service: RolecallService, monkeypatch: pytest.MonkeyPatch
+    fake: FakeDiscord, small_knowledge: Path, tmp_path: Path, real_embedder: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Fault injection: an error no code path expects (a full disk, a bug) inside the reindex.
-    def crash() -> None:
-        raise OSError("No space left on device")
+    # Fault injection: an error no code path expects (a bug) inside the real build, after the new document
+    # was read and embedded.
+    service = make_service(small_knowledge, tmp_path / "own-index", real_embedder)
+    service.open()
+    (small_knowledge / "data-scientist.md").write_text(
+        "---\ntitle: Data Scientist\n---\n# Data Scientist\n\n## Tools\n"
+        "Data scientists analyse data with Python, pandas and Jupyter notebooks and build statistical models.\n",
+        encoding="utf-8",
+    )
 
-    monkeypatch.setattr(service, "reindex", crash)
-    fake = bot.fake
-    await fake.dispatch("INTERACTION_CREATE", fake.command_event("reindex", dm=True, user_id=ADMIN_ID))
-    [reply] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
-    assert reply.body["flags"] & 64
-    assert re.fullmatch(r"Reindex failed \(ref [0-9A-F]{6}\); the previous index keeps serving\.", reply.body["content"])
-    [entry] = bot.records.audit_entries()
-    assert (entry.action, entry.result) == ("reindex", "failed") and entry.detail.startswith("OSError (ref ")
-    await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION, dm=True))
-    [answer] = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages")
-    assert only_embed(answer)["fields"][0]["name"] == "Senior Back-End Software Engineer › Pay"
+    def bug(*args: object) -> None:
+        raise RuntimeError("a bug in the keyword index")
+
+    monkeypatch.setattr(KeywordIndex, "build", bug)
+    async with running(fake, service, tmp_path) as bot:
+        await fake.dispatch("INTERACTION_CREATE", fake.command_event("reindex", dm=True, user_id=ADMIN_ID))
+        [reply] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/", timeout=60)
+        assert reply.body["flags"] & 64
+        assert re.fullmatch(
+            r"Reindex failed \(ref [0-9A-F]{6}\); the previous index keeps serving\.", reply.body["content"]
+        )
+        [entry] = bot.records.audit_entries()
+        assert (entry.action, entry.result) == ("reindex", "failed") and entry.detail.startswith("RuntimeError (ref ")
+        await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION, dm=True))
+        await fake.dispatch(
+            "MESSAGE_CREATE", fake.message_event("Which tools do data scientists use?", dm=True)
+        )
+        posts = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages", count=2)
+        by_question = {only_embed(post)["title"]: only_embed(post) for post in posts}
+        assert by_question[PAY_QUESTION]["fields"][0]["name"] == "Senior Back-End Software Engineer › Pay"
+        assert "Data Scientist" not in str(by_question["Which tools do data scientists use?"])  # never went live
 
 
 async def test_a_non_admin_is_refused_privately_and_the_attempt_audited(bot: Bot) -> None:

@@ -500,6 +500,42 @@ async def test_an_admin_reindex_reports_a_vanished_folder_and_audits_the_failure
     assert answer.hits[0].passage.source == PAY_SOURCE
 
 
+async def test_an_admin_reindex_cancelled_while_it_builds_is_audited_when_the_build_ends(
+    copied: tuple[Path, Path], real_embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An adapter that stops cancels the requests still running; the build in its thread goes on and swaps
+    # the index in, so the attempt must still be audited (it was not: the row was written after the await).
+    knowledge, index_dir = copied
+    service = make_service(knowledge, index_dir, real_embedder)
+    service.open()
+    records = RecordStore(index_dir.parent / "data" / "rolecall.sqlite3")
+    admin = AdminActions(service, records, frozenset({"slack:UADMIN"}))
+    write_docs(knowledge, NEW_DOC)
+    building, release = threading.Event(), threading.Event()
+    real_reindex = service.reindex
+
+    def held_reindex(*args: Any, **kwargs: Any) -> Any:
+        building.set()
+        release.wait(30)
+        return real_reindex(*args, **kwargs)
+
+    monkeypatch.setattr(service, "reindex", held_reindex)
+    request = asyncio.create_task(admin.reindex("slack", "UADMIN"))
+    assert await asyncio.to_thread(building.wait, 30)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    release.set()
+    for _ in range(600):
+        if records.audit_entries():
+            break
+        await asyncio.sleep(0.1)
+    assert [(e.action, e.result) for e in records.audit_entries()] == [("reindex", "allowed")]
+    assert "added 1" in records.audit_entries()[0].detail
+    answer = await service.ask_async("What does a data scientist do?")
+    assert answer.hits[0].passage.source == "data-scientist.md"
+
+
 # -- the record store locked or read-only ------------------------------------------------------------
 
 
