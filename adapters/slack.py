@@ -462,34 +462,38 @@ class SlackAdapter:
             )
             return
 
+        reacted = False
+
         async def add_reaction() -> bool:
-            return await self._react(client, "add", channel, ts)
+            nonlocal reacted
+            reacted = await self._react(client, "add", channel, ts)
+            return reacted
 
         started = time.monotonic()
-        reply, reacted = await self._with_working_sign(self.conversation.ask(question), add_reaction)
-        if reply.answer is None:  # rate limited
+        try:
+            reply, _ = await self._with_working_sign(self.conversation.ask(question), add_reaction)
+            if reply.answer is None:  # rate limited
+                await client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    text=escape(reply.text),
+                    parse="none",
+                    unfurl_links=False,
+                )
+                return
+            answer = reply.answer
             await client.chat_postMessage(
                 channel=channel,
                 thread_ts=thread_ts,
-                text=escape(reply.text),
+                text=answer_text(answer),
+                blocks=answer_blocks(answer),
                 parse="none",
                 unfurl_links=False,
+                unfurl_media=False,
             )
+        finally:  # also when the answer could not be posted: the apology follows, the ⏳ must not stay
             if reacted:
                 await self._react(client, "remove", channel, ts)
-            return
-        answer = reply.answer
-        await client.chat_postMessage(
-            channel=channel,
-            thread_ts=thread_ts,
-            text=answer_text(answer),
-            blocks=answer_blocks(answer),
-            parse="none",
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-        if reacted:
-            await self._react(client, "remove", channel, ts)
         self._log_answer("DM" if is_dm else "mention", question, answer, started)
 
     async def _on_command(

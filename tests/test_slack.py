@@ -699,6 +699,18 @@ async def test_questions_are_answered_while_a_reindex_runs(fake, own_service, re
     assert [a.result for a in records.audit_entries()] == ["busy", "allowed"]
 
 
+async def test_the_working_reaction_goes_when_the_answer_cannot_be_posted(fake, shared_service, records):
+    fake.failures.append(lambda call: "msg_too_long" if call.data.get("blocks") else None)
+    async with running(fake, shared_service, records, working_sign_after=0.0) as run:
+        await run.slack.event(dm("what does a site reliability engineer do?", channel="D7", ts="1700000007.000100"))
+        await wait_for(
+            lambda: [p for p in fake.posts("D7") if p.get("text", "").startswith("Sorry")], "the apology"
+        )
+        await wait_for(lambda: fake.of("reactions.remove"), "the working reaction to go")
+        removed = fake.of("reactions.remove")[0].data
+        assert (removed["channel"], removed["timestamp"]) == ("D7", "1700000007.000100")
+
+
 # -- errors, start-up and configuration ---------------------------------------------------------
 
 
