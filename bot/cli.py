@@ -106,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer one question, or one per line from stdin with '-'")
     ask.add_argument("question", help="the question, or '-' to read questions from stdin")
     ask.add_argument(
-        "-k", type=_whole_number(1, MAX_K), default=None, metavar="N", help=f"passages to return, 1 to {MAX_K} (default 3)"
+        "-k", type=_whole_number(1, MAX_K), default=None, metavar="N", help=f"passages to return, 1 to {MAX_K} (default: ROLECALL_TOP_K, 3 unless set)"
     )
     ask.add_argument("--json", action="store_true", help="one JSON object per question")
     with_locations(ask)

@@ -14,6 +14,8 @@ fi
 echo "setting up .venv (first run takes a few minutes)..." >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 # torch first, pinned: these machines hold a CPU wheel of exactly this version; anything else pulls CUDA.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+# Elsewhere, TORCH_INDEX_URL names a CPU wheel index (as the Dockerfile's build argument does).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" \
+  ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra}"
 echo "$wanted" > "$stamp"
