@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from bot.settings import SettingsError, load_settings
-from bot.stores import open_vector_store
 from index.builder import build_index
 from index.embedding import SentenceTransformerEmbedder, Vectors, resolve_model
 from index.qdrant_store import QdrantVectorStore, open_client
@@ -262,23 +261,6 @@ def test_two_stores_on_one_client_both_answer_from_the_new_collection(
     writer.close()
     assert reader.count() == len(bigger_corpus.passages)  # the shared client stays open
     client.close()
-
-
-def test_settings_choose_the_store_and_the_qdrant_folder_outlives_the_process(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, corpus: Corpus
-) -> None:
-    assert isinstance(open_vector_store(load_settings(), corpus.model_id, corpus.dimension), FaissVectorStore)
-    monkeypatch.setenv("ROLECALL_VECTOR_STORE", "qdrant")
-    monkeypatch.setenv("ROLECALL_QDRANT_PATH", str(tmp_path / "shared-qdrant"))
-    settings = load_settings()
-    store = open_vector_store(settings, corpus.model_id, corpus.dimension)
-    publish(store, corpus.batches())
-    store.close()
-    reopened = open_vector_store(settings, corpus.model_id, corpus.dimension)
-    assert isinstance(reopened, QdrantVectorStore)
-    assert reopened.count() == len(corpus.passages)
-    reopened.close()
-    assert (tmp_path / "shared-qdrant").is_dir()
 
 
 def test_an_unknown_store_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
