@@ -678,8 +678,10 @@ def test_folders_that_cannot_be_read_are_skipped_with_a_reason_and_the_rest_inde
     write(knowledge, "role.md", "# Staff Engineer\n\nStaff engineers set technical direction.\n")
     write(knowledge, "locked/secret.md", "# Secret\n\nText.\n")
     write(knowledge, "no-search/notes.md", "# Notes\n\nText.\n")
+    unreadable = write(knowledge, "unreadable.md", "# Unreadable\n\nText.\n")
     (knowledge / "locked").chmod(0)
     (knowledge / "no-search").chmod(0o644)  # its names can be listed, its files not looked at
+    unreadable.chmod(0)  # test_unreadable_file_is_skipped, which root skips, through the whole command
     try:
         done = rolecall_bound_by_file_modes(
             ["index", "--knowledge", str(knowledge), "--index", str(tmp_path / "idx")]
@@ -687,8 +689,10 @@ def test_folders_that_cannot_be_read_are_skipped_with_a_reason_and_the_rest_inde
     finally:
         (knowledge / "locked").chmod(0o755)
         (knowledge / "no-search").chmod(0o755)
+        unreadable.chmod(0o644)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    assert "added 1, changed 0, removed 0, unchanged 0, skipped 2;" in done.stdout
+    assert "added 1, changed 0, removed 0, unchanged 0, skipped 3;" in done.stdout
+    assert "skipped: unreadable.md: permission denied" in done.stdout
     assert "skipped: locked: cannot list folder: permission denied" in done.stdout
     assert "skipped: no-search/notes.md: permission denied" in done.stdout
 
