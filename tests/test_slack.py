@@ -517,6 +517,27 @@ async def test_broadcast_mentions_in_a_question_are_not_echoed(fake, shared_serv
     assert all(b["text"].get("verbatim") for b in post["blocks"] if b["type"] == "section")
 
 
+async def test_broadcast_mentions_in_a_document_are_not_posted(fake, small_knowledge, tmp_path, real_embedder, records):
+    # A knowledge file pasted from a chat export: its pings must reach nobody when a passage quotes them.
+    (small_knowledge / "on-call.md").write_text(
+        "---\ntitle: On-Call Rota\n---\n# On-Call Rota\n\n## Handover\n"
+        "The on-call engineer hands over every Monday: <!channel> <!here> @everyone <@U999> <!subteam^S1|@sre>"
+        " please read the incident log before the on-call handover.\n",
+        encoding="utf-8",
+    )
+    service = make_service(small_knowledge, tmp_path / "index", real_embedder)
+    service.open()
+    async with running(fake, service, records) as run:
+        await run.slack.event(mention("<@UBOT> how does the on-call handover work?"))
+        post = (await wait_for(lambda: fake.posts("C1"), "the answer"))[0]
+    assert "On-Call Rota" in all_text(post["blocks"])
+    raw = json.dumps(post, ensure_ascii=False)
+    for ping in ("<!channel", "<!here", "<!everyone", "<!subteam", "<@U999"):
+        assert ping not in raw
+    assert "@everyone" not in all_text(post["blocks"])  # shown with a zero-width space after the @
+    assert "link_names" not in post and post["parse"] == "none"
+
+
 # -- feedback -----------------------------------------------------------------------------------
 
 
