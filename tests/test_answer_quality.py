@@ -94,6 +94,14 @@ def test_is_grinding_leetcode_worth_it_is_answered_from_the_practice_section(bun
     assert "worth it up to a point" in first.highlight
 
 
+def test_how_to_get_promoted_to_staff_highlights_what_the_committee_looks_for(bundled: RolecallService) -> None:
+    # The highlight was "See the Career Ladder document for how promotion committees judge staff-level
+    # evidence.", a pointer that answers nothing; the page now says what that evidence is.
+    first = bundled.ask("how do I get promoted to staff?").hits[0]
+    assert first.passage.section == "Staff Engineer > How to become a staff engineer"
+    assert first.highlight.startswith("Promotion committees promote to staff on evidence")
+
+
 def test_chat_abbreviations_are_spelled_out(bundled: RolecallService) -> None:
     # Refused while "soln" was a word the model did not know.
     answer = bundled.ask("my soln was slow in the interview, what now?")
