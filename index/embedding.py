@@ -61,6 +61,16 @@ class ModelSpec:
         return DEFAULT_MAX_TOKENS
 
 
+def load_sentence_transformer(location: str, **kwargs: Any) -> Any:
+    """The packaged model on the CPU, without transformers' "Loading weights" progress bar (it printed on
+    every first run of the console chat and of `rolecall index`)."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    return SentenceTransformer(location, device="cpu", **kwargs)
+
+
 def resolve_model(name_or_path: str | None) -> ModelSpec:
     """The packaged model when nothing is named, else a local folder or a cached model id."""
     if not name_or_path:
@@ -243,12 +253,11 @@ class SentenceTransformerEmbedder:
                 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
                 try:
                     import torch
-                    from sentence_transformers import SentenceTransformer
 
                     if self._threads:
                         torch.set_num_threads(self._threads)
 
-                    self._model = SentenceTransformer(self._spec.location, device="cpu")
+                    self._model = load_sentence_transformer(self._spec.location)
                 except Exception as exc:
                     raise ModelLoadError(
                         f"cannot load embedding model '{self._spec.model_id}' from local files: {exc}"

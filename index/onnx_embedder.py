@@ -26,6 +26,7 @@ from index.embedding import (
     TokenVectors,
     Vectors,
     available_cpus,
+    load_sentence_transformer,
     resolve_query_precision,
     unit_token_rows,
 )
@@ -77,7 +78,6 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
         raise ModelLoadError(f"model '{spec.model_id}' is not a local mean-pooling sentence-transformers folder")
     import onnxruntime as ort
     import torch
-    from sentence_transformers import SentenceTransformer
 
     class LastHiddenState(torch.nn.Module):
         """The transformer with keyword inputs and one tensor out, as the exporter wants it."""
@@ -93,7 +93,7 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
 
     tokenizer = _tokenizer(spec)
     # Eager attention traces to the MatMul/Softmax pattern ONNX Runtime's BERT optimizer fuses (SDPA does not).
-    loaded = SentenceTransformer(str(local), device="cpu", model_kwargs={"attn_implementation": "eager"})
+    loaded = load_sentence_transformer(str(local), model_kwargs={"attn_implementation": "eager"})
     transformer: Any = loaded[0]  # the Transformer module
     model = LastHiddenState(transformer.auto_model.eval()).eval()
     ids, mask, types = _arrays(tokenizer.encode_batch(PROBES))
