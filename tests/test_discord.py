@@ -373,9 +373,8 @@ async def test_a_vote_is_stored_and_the_buttons_are_disabled_with_thanks(bot: Bo
 # -- admin ---------------------------------------------------------------------------------------
 
 
-async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_are_answered(
-    fake: FakeDiscord, small_knowledge: Path, tmp_path: Path, real_embedder: object
-) -> None:
+def service_before_a_new_role(small_knowledge: Path, tmp_path: Path, real_embedder: object) -> RolecallService:
+    """A service of the test's own whose index predates a Data Scientist page just added to its knowledge."""
     service = make_service(small_knowledge, tmp_path / "own-index", real_embedder)
     service.open()
     (small_knowledge / "data-scientist.md").write_text(
@@ -383,6 +382,13 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
         "Data scientists analyse data with Python, pandas and Jupyter notebooks and build statistical models.\n",
         encoding="utf-8",
     )
+    return service
+
+
+async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_are_answered(
+    fake: FakeDiscord, small_knowledge: Path, tmp_path: Path, real_embedder: object
+) -> None:
+    service = service_before_a_new_role(small_knowledge, tmp_path, real_embedder)
     filler = "They plan delivery with product managers, review designs, mentor colleagues and report risks weekly. "
     for number in range(12):  # enough new passages to keep the reindex busy for a few seconds
         sections = "\n".join(f"## Part {part}\nRole {number}, task {part}: {filler * 3}\n" for part in range(8))
@@ -474,13 +480,7 @@ async def test_a_reindex_that_crashes_is_audited_as_failed_and_the_old_index_kee
 ) -> None:
     # Fault injection: an error no code path expects (a bug) inside the real build, after the new document
     # was read and embedded.
-    service = make_service(small_knowledge, tmp_path / "own-index", real_embedder)
-    service.open()
-    (small_knowledge / "data-scientist.md").write_text(
-        "---\ntitle: Data Scientist\n---\n# Data Scientist\n\n## Tools\n"
-        "Data scientists analyse data with Python, pandas and Jupyter notebooks and build statistical models.\n",
-        encoding="utf-8",
-    )
+    service = service_before_a_new_role(small_knowledge, tmp_path, real_embedder)
 
     def bug(*args: object) -> None:
         raise RuntimeError("a bug in the keyword index")

@@ -482,14 +482,20 @@ def test_one_of_two_knowledge_folders_vanishing_mid_reindex_fails_instead_of_dro
     assert sources == set(SMALL_KNOWLEDGE)
 
 
+def admin_over(copied: tuple[Path, Path], real_embedder: Any) -> tuple[RolecallService, RecordStore, AdminActions]:
+    """A service over the test's copy, its record store, and admin actions that UADMIN may take on Slack."""
+    _, index_dir = copied
+    service = make_service(*copied, real_embedder)
+    service.open()
+    records = RecordStore(index_dir.parent / "data" / "rolecall.sqlite3")
+    return service, records, AdminActions(service, records, frozenset({"slack:UADMIN"}))
+
+
 async def test_an_admin_reindex_reports_a_vanished_folder_and_audits_the_failure(
     copied: tuple[Path, Path], real_embedder: Any
 ) -> None:
-    knowledge, index_dir = copied
-    service = make_service(knowledge, index_dir, real_embedder)
-    service.open()
-    records = RecordStore(index_dir.parent / "data" / "rolecall.sqlite3")
-    admin = AdminActions(service, records, frozenset({"slack:UADMIN"}))
+    knowledge, _ = copied
+    service, records, admin = admin_over(copied, real_embedder)
     shutil.rmtree(knowledge)
     outcome = await admin.reindex("slack", "UADMIN")
     assert outcome.result == "failed"
@@ -505,11 +511,8 @@ async def test_an_admin_reindex_cancelled_while_it_builds_is_audited_when_the_bu
 ) -> None:
     # An adapter that stops cancels the requests still running; the build in its thread goes on and swaps
     # the index in, so the attempt must still be audited (it was not: the row was written after the await).
-    knowledge, index_dir = copied
-    service = make_service(knowledge, index_dir, real_embedder)
-    service.open()
-    records = RecordStore(index_dir.parent / "data" / "rolecall.sqlite3")
-    admin = AdminActions(service, records, frozenset({"slack:UADMIN"}))
+    knowledge, _ = copied
+    service, records, admin = admin_over(copied, real_embedder)
     write_docs(knowledge, NEW_DOC)
     building, release = threading.Event(), threading.Event()
     real_reindex = service.reindex
