@@ -291,7 +291,10 @@ class RolecallService:
             if is_greeting(question) or is_thanks(question):  # rendered as how to use the bot, or you're welcome
                 answers.append(Answer(question, (), roles, notes, topics))
                 continue
-            if scope.is_about_another_occupation(normalised, version.roles.named_in_full(normalised)):
+            # a role the asker is leaving, and the field words in its name, do not bring the question into
+            # scope: "how do I move from software engineer to product manager?" asks about product managers
+            subject = version.roles.subject(normalised, from_counts=True)
+            if scope.is_about_another_occupation(subject, version.roles.named_in_full(normalised)):
                 answers.append(Answer(question, (), roles, notes, topics))
                 continue
             answers.append(Answer(question, self._shown(hits), roles, notes, topics))

@@ -24,6 +24,7 @@ _COMPARISON = re.compile(
 )
 # Where the asker says what they are now ("I'm a back-end developer, ...", "as an SRE", "coming from QA") ...
 _CURRENT_ROLE = re.compile(r"\b(?:i'?m|i am|as|from|currently)\s+(?:an?\s+|the\s+)?$", re.I)
+_ONWARD = re.compile(r"s?\s+(?:in)?to\b", re.I)  # right after a role name: "from SWE to PM"
 _CURRENT_ROLE_REACH = 40  # characters before a role name searched for it: "currently   the " fits
 # ... and that they want to move somewhere else ("how do I get into machine learning?").
 _MOVE = re.compile(
@@ -154,24 +155,30 @@ class RoleMatcher:
         """Does the question name a role by more than a bare level word? "senior" alone names the senior
         engineer's page, but in "what should a senior chef know?" it is the chef's level, not our role.
         A topic's name is not a role: "job offer" in "as a dentist, how do I negotiate a job offer?" names
-        the job-offers page, but the question is still the dentist's."""
+        the job-offers page, but the question is still the dentist's. Nor is a role the asker is leaving:
+        "I'm a software engineer, how do I become a product manager?" asks about product managers."""
         return any(
             source in self.role_pages and match.group(0).lower().removesuffix("s") not in LEVEL_WORDS
-            for match, source, _ in self._mentions(normalised_question)
+            for match, source, leaving in self._mentions(normalised_question, from_counts=True)
+            if not leaving
         )
 
-    def subject(self, normalised_question: str) -> str:
+    def subject(self, normalised_question: str, from_counts: bool = False) -> str:
         """The question without the roles it says the asker is leaving: what to search for. "As an SRE,
         how can I move to management?" searches "As an, how can I move to management?", which the
-        manager pages answer, where the whole question is closest to the SRE page."""
+        manager pages answer, where the whole question is closest to the SRE page. With `from_counts`,
+        "from X to Y" and "coming from X" leave X as well: what the scope check looks at (searching
+        without X would lose the ladder's step between two of our roles: "from front-end to back-end")."""
         kept, end = [], 0
-        for match, _, leaving in self._mentions(normalised_question):
+        for match, _, leaving in self._mentions(normalised_question, from_counts):
             if leaving:
                 kept.append(normalised_question[end : match.start()].rstrip())
                 end = match.end()
         return " ".join([*kept, normalised_question[end:].lstrip(" ,;")]) if kept else normalised_question
 
-    def _mentions(self, normalised_question: str) -> Iterator[tuple[re.Match[str], str, bool]]:
+    def _mentions(
+        self, normalised_question: str, from_counts: bool = False
+    ) -> Iterator[tuple[re.Match[str], str, bool]]:
         """Each role name in the question, the source it names and whether the asker is leaving it."""
         if self._pattern is None:
             return
@@ -181,10 +188,18 @@ class RoleMatcher:
         for match in self._pattern.finditer(normalised_question):
             name = match.group(0).lower()
             source = self._names.get(name) or self._names[name[:-1]]
-            leaving = last_move >= match.end() and bool(
-                _CURRENT_ROLE.search(normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start())
+            current = _CURRENT_ROLE.search(
+                normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start()
             )
-            yield match, source, leaving
+            # "from X" with a move anywhere ("how do I transition from dev to security?", "become a data
+            # scientist coming from back-end") or "from X to Y" is where the asker comes from, too
+            from_x = (
+                from_counts
+                and current is not None
+                and current.group(0).lower().startswith("from")
+                and (last_move >= 0 or bool(_ONWARD.match(normalised_question, match.end())))
+            )
+            yield match, source, current is not None and (last_move >= match.end() or from_x)
 
 
 def is_comparison(question: str) -> bool:

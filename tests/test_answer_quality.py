@@ -528,6 +528,11 @@ def test_career_questions_with_those_words_are_still_answered(bundled: RolecallS
         # and the principal engineer's duties (0.51)
         "what does a data scientist earn?",
         "what does a QA engineer do?",
+        "how much does a product manager make",  # answered from the engineering manager's pay
+        # a role the asker leaves, and the field word in its name, do not bring the question back
+        "how do i move from software engineer to product manager",
+        "how do i become a data scientist coming from backend",
+        "I'm a back-end developer, how do I become a product manager?",
     ],
 )
 def test_questions_about_other_occupations_are_refused(bundled: RolecallService, question: str) -> None:
@@ -551,6 +556,8 @@ def test_questions_about_other_occupations_are_refused(bundled: RolecallService,
         # software-adjacent jobs without a page are answered once the question names one of our roles
         ("I'm a data analyst, how do I become a data engineer?", "data-engineer.md"),
         ("sysadmin here, how do I move into SRE?", "site-reliability-engineer.md"),
+        # colleagues from those jobs, beside one of our roles
+        ("how do engineering managers work with product managers?", "engineering-manager.md"),
     ],
 )
 def test_career_changers_from_other_occupations_are_answered(
