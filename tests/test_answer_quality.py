@@ -74,6 +74,10 @@ def test_career_changers_and_resume_questions_are_answered_from_their_pages(
         ("how do I ask my manager for more work-from-home days?", "Remote and hybrid work"),
         ("I am burned out after a launch crunch, should I step down as tech lead?", "Burnout and stepping back"),
         ("is it bad to take a long vacation right before performance review season?", "performance reviews"),
+        # refused before the section on disagreeing with a manager (a blind probe), and "boss" means manager
+        ("my manager and i keep clashing, what should i do", "Disagreeing with your manager"),
+        ("my manager takes credit for my work", "Disagreeing with your manager"),
+        ("how do I disagree with my boss without hurting my career?", "Disagreeing with your manager"),
     ],
 )
 def test_questions_about_working_life_are_answered_from_its_page(
