@@ -386,12 +386,14 @@ class Retriever:
         return results
 
 
-_LITERAL = re.compile(r"\$?\d[\d,]*(?:\.\d+)?%?|(?<![\w-])[A-Z][A-Z0-9+#]{2,7}(?![\w-])")
+# a figure, an acronym, or a level code ("L5", "E6": a capital and one or two digits)
+_LITERAL = re.compile(r"\$?\d[\d,]*(?:\.\d+)?%?|(?<![\w-])(?:[A-Z][A-Z0-9+#]{2,7}|[A-Z]\d{1,2})(?![\w-])")
 _PLAIN_YEAR = re.compile(r"(19|20)\d\d")
 
 
 def literal_terms(question: str) -> list[str]:
-    """Exact terms a user expects to see matched literally: figures ("$120,000" as "$120000") and acronyms ("AWS").
+    """Exact terms a user expects to see matched literally: figures ("$120,000" as "$120000"), acronyms ("AWS")
+    and level codes ("L5").
 
     Plain years and numbers under three digits are left out: they are too common to mean a passage.
     """

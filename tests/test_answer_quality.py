@@ -287,6 +287,19 @@ def test_an_acronym_the_terms_table_spells_out_is_still_an_exact_term(bundled: R
     assert "United States" in pay.highlight
 
 
+def test_level_codes_are_exact_terms(bundled: RolecallService) -> None:
+    # "L3 L4 L5" were too short for an acronym: the highlight was the line about Google's L9 and L10
+    first = bundled.ask("engineering levels like L3 L4 L5, what do they mean").hits[0]
+    assert first.passage.section.endswith("Levels at a glance") and first.exact
+    assert any(level in first.highlight for level in ("L3", "L4", "L5"))
+
+
+def test_how_to_deal_with_burnout_highlights_the_advice_not_the_symptoms(bundled: RolecallService) -> None:
+    first = bundled.ask("how do i deal with burnout as a dev").hits[0]
+    assert first.passage.section.endswith("Burnout and stepping back")
+    assert first.highlight.startswith("To deal with burnout, raise it early with your manager")
+
+
 def test_a_figure_in_the_question_is_highlighted_even_when_the_embedding_misses_it(bundled: RolecallService) -> None:
     answer = bundled.ask("$120,000")
     assert answer.answered
