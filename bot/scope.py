@@ -19,6 +19,10 @@ class OccupationScope:
         self._other = whole_words(other_occupations, plural=True)
         self._field = whole_words(field_words, plural=True)
 
+    def mentions_another_occupation(self, normalised_question: str) -> bool:
+        """Does the question name an occupation or subject from the lists at all? (The cheap first test.)"""
+        return self._other is not None and self._other.search(normalised_question) is not None
+
     def is_about_another_occupation(self, normalised_question: str, names_a_known_role: bool) -> bool:
         """True for "how much does a registered nurse make?", false once the question names one of our
         roles or the software field ("I'm a nurse, how do I become a developer?")."""

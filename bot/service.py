@@ -293,8 +293,9 @@ class RolecallService:
                 continue
             # a role the asker is leaving, and the field words in its name, do not bring the question into
             # scope: "how do I move from software engineer to product manager?" asks about product managers
-            subject = version.roles.subject(normalised, from_counts=True)
-            if scope.is_about_another_occupation(subject, version.roles.named_in_full(normalised)):
+            if scope.mentions_another_occupation(normalised) and scope.is_about_another_occupation(
+                version.roles.subject(normalised, from_counts=True), version.roles.named_in_full(normalised)
+            ):
                 answers.append(Answer(question, (), roles, notes, topics))
                 continue
             answers.append(Answer(question, self._shown(hits), roles, notes, topics))
