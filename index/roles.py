@@ -188,8 +188,11 @@ class RoleMatcher:
         for match in self._pattern.finditer(normalised_question):
             name = match.group(0).lower()
             source = self._names.get(name) or self._names[name[:-1]]
-            current = _CURRENT_ROLE.search(
-                normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start()
+            moves_on = last_move >= match.end()
+            current = (  # looked for only where it can matter, as ranking asks this for every role named
+                _CURRENT_ROLE.search(normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start())
+                if moves_on or from_counts
+                else None
             )
             # "from X" with a move anywhere ("how do I transition from dev to security?", "become a data
             # scientist coming from back-end") or "from X to Y" is where the asker comes from, too
@@ -199,7 +202,7 @@ class RoleMatcher:
                 and current.group(0).lower().startswith("from")
                 and (last_move >= 0 or bool(_ONWARD.match(normalised_question, match.end())))
             )
-            yield match, source, current is not None and (last_move >= match.end() or from_x)
+            yield match, source, current is not None and (moves_on or from_x)
 
 
 def is_comparison(question: str) -> bool:
