@@ -555,11 +555,14 @@ class SlackAdapter:
         if not self.admin.is_admin(PLATFORM, user_id) and self.config.trust_workspace_admins:
             platform_admin = await self._is_workspace_admin(client, user_id)
         if self.admin.is_admin(PLATFORM, user_id, platform_admin):
-            await respond(
-                text="Reindex requested: reading the knowledge folders. I keep answering from the current index"
-                " until the new one is ready.",
-                response_type="ephemeral",
-            )
+            try:  # a lost acknowledgement must not stop the reindex nor its audit row
+                await respond(
+                    text="Reindex requested: reading the knowledge folders. I keep answering from the current"
+                    " index until the new one is ready.",
+                    response_type="ephemeral",
+                )
+            except _NETWORK_ERRORS as exc:
+                log.warning("Could not acknowledge a reindex through response_url: %s", _error_code(exc))
         outcome = await self.admin.reindex(PLATFORM, user_id, platform_admin)
         log.info("Slack reindex by %s: %s", user_hash(PLATFORM, user_id), outcome.result)
         code = outcome.result in ("allowed", "failed")

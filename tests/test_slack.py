@@ -8,6 +8,7 @@ import functools
 import gc
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -674,6 +675,29 @@ async def test_reindex_by_an_admin_runs_and_others_are_refused_and_audited(
         ("slack", "reindex", "allowed"),
     ]
     assert [a.user_hash for a in audit] == [user_hash("slack", "UBOB"), user_hash("slack", "UADMIN")]
+
+
+async def test_a_reindex_whose_response_url_is_unreachable_still_runs_and_is_audited(
+    fake, own_service, records, small_knowledge, caplog
+):
+    # Slack's response_url can fail (network, expiry); the acknowledgement is lost, the reindex is not.
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/response/gone"
+    (small_knowledge / "data-engineer.md").write_text(
+        "---\ntitle: Data Engineer\n---\n# Data Engineer\n\n## Tools\n"
+        "Data engineers build pipelines with Apache Airflow and dbt and store data in Snowflake.\n",
+        encoding="utf-8",
+    )
+    async with running(fake, own_service, records, admins=frozenset({"slack:UADMIN"})) as run:
+        await run.slack.command(command("reindex", dead_url, user="UADMIN"))
+        await wait_for(lambda: records.audit_entries(), "the reindex's audit row", timeout=60)
+        await run.slack.event(mention("<@UBOT> which tools do data engineers use?"))
+        post = (await wait_for(lambda: fake.posts("C1"), "an answer from the new index"))[0]
+        assert "data-engineer.md" in all_text(post["blocks"])
+    assert [(a.action, a.result) for a in records.audit_entries()] == [("reindex", "allowed")]
+    assert "added 1" in records.audit_entries()[0].detail
+    assert "Could not acknowledge a reindex" in caplog.text
 
 
 async def test_workspace_admins_may_reindex_only_when_trusted(fake, own_service, records):
