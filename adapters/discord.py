@@ -620,6 +620,7 @@ class DiscordAdapter:
     async def reindex_command(self, interaction: discord.Interaction[Any]) -> None:
         with self._tracked():
             if not await self._defer(interaction, ephemeral=True):
+                await self.admin.decline_reindex(PLATFORM, str(interaction.user.id), "Rolecall was shutting down")
                 return
             permissions = interaction.permissions
             server_admin = interaction.guild_id in self.config.admin_servers and (

@@ -33,7 +33,7 @@ def report_text(report: BuildReport) -> str:
 class ReindexOutcome:
     """What happened to one reindex request, and the private message for the requester."""
 
-    result: str  # "allowed", "refused", "busy" or "failed"
+    result: str  # "allowed", "refused", "busy" or "failed" ("not_run" is only audited, see decline_reindex)
     message: str
     report: BuildReport | None = None
     detail: str = ""  # for the audit row when there is no report
@@ -61,6 +61,10 @@ class AdminActions:
         """
         asked_at = now()
         return await asyncio.to_thread(self._reindex_and_audit, platform, user_id, platform_admin, asked_at)
+
+    async def decline_reindex(self, platform: str, user_id: str, reason: str) -> None:
+        """Audit a reindex request the bot turned away before any check (it was shutting down): nothing ran."""
+        await asyncio.to_thread(self.records.record_admin_action, platform, user_id, "reindex", "not_run", reason)
 
     def _reindex_and_audit(
         self, platform: str, user_id: str, platform_admin: bool, asked_at: str
