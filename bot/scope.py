@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -10,14 +11,20 @@ from pathlib import Path
 from index.terms import whole_words
 
 SCOPE_FILE = Path(__file__).with_name("scope.json")
+# Words just before an occupation that make it where the asker goes: "to midwifery", "become a nurse"
+_GOING_TO = re.compile(r"\b(?:to|into|become|becoming|be)\s+(?:an?\s+|the\s+)?$", re.IGNORECASE)
+_GOING_TO_REACH = 16
 
 
 class OccupationScope:
     """Knows occupations the bot has no documents for, and the words that bring a question back into scope."""
 
-    def __init__(self, other_occupations: Iterable[str], field_words: Iterable[str]) -> None:
+    def __init__(
+        self, other_occupations: Iterable[str], field_words: Iterable[str], change_words: Iterable[str] = ()
+    ) -> None:
         self._other = whole_words(other_occupations, plural=True)
         self._field = whole_words(field_words, plural=True)
+        self._change = whole_words(change_words, plural=True)
 
     def mentions_another_occupation(self, normalised_question: str) -> bool:
         """Does the question name an occupation or subject from the lists at all? (The cheap first test.)"""
@@ -28,7 +35,14 @@ class OccupationScope:
         roles or the software field ("I'm a nurse, how do I become a developer?")."""
         if self._other is None or names_a_known_role or not self._other.search(normalised_question):
             return False
-        return not (self._field and self._field.search(normalised_question))
+        if self._field and self._field.search(normalised_question):
+            return False
+        # "thinking of switching, where do I start?" changes careers into ours; "switching to nursing" does not
+        changes_careers = self._change is not None and self._change.search(normalised_question) is not None
+        return not changes_careers or any(
+            _GOING_TO.search(normalised_question[max(0, m.start() - _GOING_TO_REACH) : m.start()])
+            for m in self._other.finditer(normalised_question)
+        )
 
 
 @lru_cache(maxsize=1)
@@ -36,4 +50,4 @@ def default_scope() -> OccupationScope:
     """The scope shipped in bot/scope.json."""
     data = json.loads(SCOPE_FILE.read_text(encoding="utf-8"))
     other = [*data["other_occupations"], *data.get("other_subjects", []), *data.get("other_walks_of_life", [])]
-    return OccupationScope(other, data["field_words"])
+    return OccupationScope(other, data["field_words"], data.get("change_words", ()))

@@ -504,6 +504,7 @@ def test_questions_from_other_walks_of_life_are_refused(bundled: RolecallService
         # a career changer who names the old job and the wish to switch, but not the new field
         ("I've been a pharmacist for 10 years, is it realistic to switch?", "career-change.md"),
         ("teacher here, thinking about a career change, where do I begin?", "career-change.md"),
+        ("nurse here thinking of switching, where do I start?", "career-change.md"),
         ("should I open-source the budgeting tool I built for my church?", "resumes.md"),
         # work idioms and industries people build software for are not on the list (a review refused these)
         ("How do I quarterback a cross-team project without being the official lead?", "staff-engineer.md"),
@@ -550,6 +551,8 @@ def test_career_questions_with_those_words_are_still_answered(bundled: RolecallS
         "how do i move from software engineer to product manager",
         "how do i become a data scientist coming from backend",
         "I'm a back-end developer, how do I become a product manager?",
+        # a career change into another occupation: "switching" brings in only changes into our field
+        "I'm a teacher thinking of switching to nursing, how do I start?",
     ],
 )
 def test_questions_about_other_occupations_are_refused(bundled: RolecallService, question: str) -> None:
