@@ -233,8 +233,11 @@ class Retriever:
         ranked = self._rank(version, question, vector, roles, aspect)
         if question_tokens is not None and not roles:  # a named role: its boost and the aspect rank better
             ranked = _reranked_by_tokens(version, ranked, question_tokens)
-        if len(roles) >= 2 and is_comparison(question):
-            return self._side_by_side(ranked, roles, k)
+        # "A vs B" between two roles shows both; a topic named beside a role ("back-end dev here, portfolio site
+        # or GitHub?") is not one side of the comparison, and the best passage stays first
+        pages = [source for source in roles if source in version.roles.role_pages]
+        if len(pages) >= 2 and is_comparison(question):
+            return self._side_by_side(ranked, pages, k)
         return self._diverse_top(ranked, k)
 
     def _rank(

@@ -261,6 +261,13 @@ def test_a_comparison_returns_both_roles_side_by_side(bundled: RolecallService) 
     assert {h.passage.source for h in hits[:2]} == {"senior-software-engineer.md", "staff-engineer.md"}
 
 
+def test_a_choice_beside_a_named_role_is_no_comparison_of_roles(bundled: RolecallService) -> None:
+    # "or" weighs a portfolio site against GitHub; the front-end role and the resumes page it names are not
+    # two sides to show in turn (the role's education section came first, the page that answers second)
+    hits = bundled.ask("front-end dev here, should I build a portfolio site or just use GitHub?").hits
+    assert hits[0].passage.source == "resumes.md" and "portfolio site" in hits[0].highlight
+
+
 def test_a_bare_specialty_names_its_role(bundled: RolecallService) -> None:
     # "Front-End" / "Back-End" are aliases in the bundled front matter, so no "engineer" is needed.
     hits = bundled.ask("frontend vs backend, which pays more?").hits

@@ -37,6 +37,17 @@ def test_bundled_knowledge_meets_the_issue_targets_on_questions_written_apart_fr
     assert result.off_topic_refused == result.off_topic and result.false_refusals <= 1, result.summary()
     assert figures["highlight"] > figures["lead_sentence"], result.summary()
 
+
+def test_the_topic_pages_answer_questions_written_apart_from_the_ranking(bundled: RolecallService) -> None:
+    # job offers and interviews; career change, resumes and working life (eval/README.md): a floor under
+    # today's figures, below the issue's targets, which these sets do not meet (hit@1 0.85 and 0.78)
+    for name in ("topics-holdout.jsonl", "pages-holdout.jsonl"):
+        result = evaluate(read_cases(REPO / "eval" / name), bundled.ask_many)
+        figures = result.figures()
+        assert figures["hit@1"] >= 0.75 and figures["hit@3"] >= 0.94, f"{name}: {result.summary()}"
+        assert result.off_topic_refused == result.off_topic and result.false_refusals <= 1, f"{name}: {result.summary()}"
+
+
 ROLE_ASKS = (  # everyday phrasings, each with the section of a role page that answers it
     ("what does {role} do?", "Responsibilities"),
     ("what skills does {role} need?", "Skills"),
