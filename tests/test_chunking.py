@@ -80,6 +80,22 @@ def test_an_overlong_sentence_is_cut_rather_than_truncated_by_the_model(counter:
     assert " ".join(p.text for p in passages).split()[-1] == "word899"
 
 
+def test_a_huge_one_line_document_is_measured_once_per_distinct_word_and_run(counter: TokenCounter) -> None:
+    # A 5 MB one-line text took minutes to chunk: every run was measured again at each word it took in.
+    # Counting the tokenizer's calls (not timing them) shows the work is linear, and the runs still fit.
+    words = [f"term{i % 500}" for i in range(60_000)]
+    calls: list[int] = []
+
+    def counted(text: str) -> int:
+        calls.append(len(text))
+        return counter.count(text)
+
+    passages = chunk_document(_doc(Section(("Notes",), " ".join(words))), counted, max_tokens=256)
+    assert all(counter.count(embedding_text(p)) <= 256 for p in passages)
+    assert " ".join(p.text for p in passages).split()[-1] == "term499" and len(passages) > 300
+    assert len(calls) < 500 * 2 + 4 * len(passages) + 10  # distinct words, then a few per run and window
+
+
 def test_chinese_text_is_split_at_its_full_stops_and_never_overflows_the_window(counter: TokenCounter) -> None:
     # Without spaces or ". " a Chinese paragraph was one passage of 2,600 word pieces: the model read a tenth.
     sentence = "高级工程师负责系统设计并指导团队成员完成复杂的项目。"
