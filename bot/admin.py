@@ -23,6 +23,7 @@ def report_text(report: BuildReport) -> str:
         lines.append(f"rebuilt from scratch: {report.rebuild_reason}")
     lines.append("index updated" if report.wrote_new_version else "index already up to date")
     lines.append(report.summary())
+    lines.extend(f"  note: {note}" for note in report.notes)
     lines.extend(f"  skipped: {skip.source}: {skip.reason}" for skip in report.skipped)
     for label, names in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
         lines.extend(f"  {label}: {name}" for name in names)

@@ -15,7 +15,7 @@ from typing import TextIO, TypeVar
 
 from bot.admin import report_text
 from bot.answer import Answer, cut_note, cut_question
-from bot.console import chat_loop, is_styled, render_answer, render_table
+from bot.console import asked_line, chat_loop, is_styled, render_answer, render_table
 from bot.evaluation import evaluate, read_cases
 from bot.records import RecordStore
 from bot.service import RolecallService, ServiceConfig, readable_text
@@ -216,10 +216,14 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         questions = iter([question])
     service = _opened(args, settings)  # after the question is known to be there: no index built for nothing
     styled = is_styled(sys.stdout)
-    for question in questions:
+    from_stdin = args.question == "-"
+    for number, question in enumerate(questions):
         answer = _ask(service, question, args.k, settings.max_question_chars)
-        if args.json:
+        if args.json:  # the JSON object holds its question
             print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        elif from_stdin:  # several answers: each under its question, a blank line between them
+            print(f"\n{asked_line(question)}" if number else asked_line(question))
+            print(render_answer(answer, styled), flush=True)
         else:
             print(render_answer(answer, styled), flush=True)
     return 0

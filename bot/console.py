@@ -45,6 +45,11 @@ def render_table(headers: Sequence[str], rows: Iterable[Sequence[str]], max_cell
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in body)])
 
 
+def asked_line(question: str) -> str:
+    """The question above its answer when questions come from a pipe (no terminal echoes them)."""
+    return f"you> {question}"
+
+
 def is_styled(stream: TextIO) -> bool:
     """Bold and colour only on a terminal."""
     return stream.isatty()
@@ -73,5 +78,7 @@ def chat_loop(ask: Callable[[str], Answer], stdin: TextIO = sys.stdin, stdout: T
             continue
         if question.lower() in {"quit", "exit", ":q"}:
             break
-        stdout.write(render_answer(ask(question), styled) + "\n")
+        if not interactive:  # piped: each answer under its question, as a terminal would show them
+            stdout.write(f"{asked_line(question)}\n")
+        stdout.write(render_answer(ask(question), styled) + ("\n" if interactive else "\n\n"))
         stdout.flush()

@@ -47,6 +47,7 @@ class BuildReport:
     model_loaded: bool = False
     wrote_new_version: bool = False
     rebuild_reason: str = ""
+    notes: list[str] = field(default_factory=list)  # what an admin should know beyond the counts
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -140,6 +141,7 @@ def build_index(
             for (root, s), r in old_records.items()
             if (root, s) not in current_keys and not r.skipped_reason
         )
+        report.notes.extend(_folders_left_out(old_records.values(), knowledge_dirs))
 
         if not any(not r.skipped_reason for r in kept_records):
             folders = ", ".join(str(d) for d in knowledge_dirs)
@@ -162,9 +164,15 @@ def build_index(
         fresh_ids = {id(record) for record, _ in fresh}
         kept = [r for r in kept_records if not r.skipped_reason and id(r) not in fresh_ids]
         # Token vectors only for a small index, and only if the kept documents' are there to reuse
-        with_tokens = sum(r.passage_count for r in kept) + len(new_passages) <= store.TOKEN_VECTORS_MAX_PASSAGES and (
+        passage_total = sum(r.passage_count for r in kept) + len(new_passages)
+        with_tokens = passage_total <= store.TOKEN_VECTORS_MAX_PASSAGES and (
             not kept or (previous is not None and previous.tokens is not None)
         )
+        if passage_total > store.TOKEN_VECTORS_MAX_PASSAGES:
+            report.notes.append(
+                f"{passage_total} passages, more than {store.TOKEN_VECTORS_MAX_PASSAGES}: answers are ranked"
+                " without the word-by-word rerank, whose vectors are kept for smaller indexes only"
+            )
         if new_passages:
             embedder = embedder_factory()
             report.model_loaded = True
@@ -262,6 +270,20 @@ def _is_folder(path: Path) -> bool:
         return stat.S_ISDIR(path.stat().st_mode)
     except OSError:  # a file in a folder that cannot be searched, a broken link
         return False
+
+
+def _folders_left_out(records: Iterable[DocumentRecord], knowledge_dirs: Sequence[Path]) -> list[str]:
+    """A note for each folder the index held documents from that this run does not read: they are
+    removed, which is right after a folder was dropped from the settings and a surprise after a typo."""
+    roots = {str(root.resolve()) for root in knowledge_dirs}
+    counts: dict[str, int] = {}
+    for record in records:
+        if record.root not in roots and not record.skipped_reason:
+            counts[record.root] = counts.get(record.root, 0) + 1
+    return [
+        f"{_count(count, 'document')} indexed from {root} removed: it is not among this run's knowledge folders"
+        for root, count in sorted(counts.items())
+    ]
 
 
 def _count(n: int, noun: str) -> str:

@@ -105,6 +105,34 @@ def test_ask_reads_one_question_per_line_from_stdin(
     assert len(lines[0]["passages"]) <= 2
 
 
+def test_answers_read_from_a_pipe_each_follow_their_question(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the questions, a piped run's answers ran into each other and could not be told apart.
+    monkeypatch.setattr(sys, "stdin", io.StringIO("what tools do SREs use?\nbanana bread recipe\n"))
+    argv = ["ask", "-", "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")]
+    code, out, _ = _run(argv, capsys)
+    first, second = out.split("\n\nyou> banana bread recipe\n")
+    assert code == 0 and first.startswith("you> what tools do SREs use?\n1. ") and "source: " in first
+    assert second.startswith("I don't know")
+
+
+def test_reindexing_without_a_folder_the_index_was_built_from_says_its_documents_go(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An index built with --knowledge A, reindexed without it (the configured folder), lost A's documents
+    # with no word beyond the counts; so does an index too big for token vectors lose the rerank.
+    other = write_docs(tmp_path / "other", {"notes.md": "# Notes\n\n## Pay\nPay is reviewed every spring.\n\n## Leave\nLeave is booked a month ahead.\n"})
+    index = ["--index", str(tmp_path / "idx")]
+    assert _run(["index", "--knowledge", str(small_knowledge), *index], capsys)[0] == 0
+    monkeypatch.setattr(store, "TOKEN_VECTORS_MAX_PASSAGES", 1)
+    code, out, _ = _run(["index", "--knowledge", str(other), *index], capsys)
+    assert code == 0 and "removed 3" in out
+    note = f"  note: 3 documents indexed from {small_knowledge.resolve()} removed: it is not among this run's"
+    assert note in out
+    assert "passages, more than 1: answers are ranked without the word-by-word rerank" in out
+
+
 def test_a_damaged_index_is_rebuilt_with_a_message(
     small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -174,6 +202,10 @@ def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path
     assert result.returncode == 0, result.stderr
     assert "$120,000" in result.stdout
     assert "source: senior-back-end-engineer.md" in result.stdout
+    # piped questions are shown above their answers
+    pay, promotion = result.stdout.split("you> How do I get promoted from senior to staff?\n")
+    assert "you> What does a senior back-end engineer earn?\n1. " in pay and "$120,000" in pay
+    assert promotion.startswith("1. ") and "$120,000" not in promotion
     assert "\033[" not in result.stdout  # piped output is plain
     # a passage's list items stay indented under their numbered heading
     list_items = [line for line in result.stdout.splitlines() if line.lstrip().startswith("- ")]
