@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import urllib.parse
 from pathlib import Path
@@ -26,6 +27,11 @@ def default_data_dir() -> Path:
 
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# ROLECALL_ADMINS entries: Slack member ids as Slack writes them (U… or, on Enterprise Grid, W…, in
+# capitals); Discord user ids (snowflakes) are digits.
+_ADMIN_ENTRY = re.compile(r"slack:[UW][A-Z0-9]+|discord:[0-9]+")
+_ADMIN_FORM = "write slack:U0123ABCD or discord:123456789012345678"
 
 
 class SettingsError(RolecallError):
@@ -106,7 +112,8 @@ class Settings(BaseSettings):
     admins_list: str = Field(
         default="",
         alias="ROLECALL_ADMINS",
-        description="who may reindex from chat: `platform:user id`, comma-separated (e.g. `slack:U123,discord:4567`)",
+        description="who may reindex from chat: `slack:<member id>` and `discord:<user id>` entries, comma-separated"
+        " (e.g. `slack:U0123ABCD,discord:123456789012345678`); any other entry is an error",
     )
     http_host: str = Field(
         default="0.0.0.0",
@@ -203,7 +210,7 @@ class Settings(BaseSettings):
     discord_admin_servers_list: str = Field(
         default="",
         alias="ROLECALL_DISCORD_ADMIN_SERVERS",
-        description="Discord server ids where members with Manage Server may reindex too, comma-separated",
+        description="Discord server ids (digits) where members with Manage Server may reindex too, comma-separated",
     )
     discord_message_content: bool = Field(
         default=False,
@@ -213,7 +220,7 @@ class Settings(BaseSettings):
     discord_channels_list: str = Field(
         default="",
         alias="ROLECALL_DISCORD_CHANNELS",
-        description="Discord channel ids where every message is answered, comma-separated",
+        description="Discord channel ids (digits) where every message is answered, comma-separated",
     )
     discord_shard_ids_list: str = Field(
         default="",
@@ -232,6 +239,28 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("admins_list")
+    @classmethod
+    def _admins(cls, value: str) -> str:
+        bad = [item for item in _split_list(value) if not _ADMIN_ENTRY.fullmatch(item)]
+        if bad:
+            raise ValueError(
+                f"{_quoted(bad)} {'is' if len(bad) == 1 else 'are'} not slack:<member id> or discord:<user id>:"
+                f" {_ADMIN_FORM} (Slack ids in capitals, Discord ids in digits), separated by commas"
+            )
+        return value
+
+    @field_validator("discord_admin_servers_list", "discord_channels_list")
+    @classmethod
+    def _discord_ids(cls, value: str) -> str:
+        bad = [item for item in _split_list(value) if not item.isascii() or not item.isdigit()]
+        if bad:
+            raise ValueError(
+                f"{_quoted(bad)} {'is' if len(bad) == 1 else 'are'} not {'a Discord id' if len(bad) == 1 else 'Discord ids'}:"
+                " ids are digits only (Developer Mode, then right-click > Copy ID), separated by commas"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -320,19 +349,13 @@ class Settings(BaseSettings):
     @property
     def discord_channels(self) -> frozenset[int]:
         """Channel ids where every message is answered (needs the Message Content intent)."""
-        try:
-            return frozenset(int(item) for item in _split_list(self.discord_channels_list))
-        except ValueError as exc:
-            raise SettingsError("invalid setting ROLECALL_DISCORD_CHANNELS: expected channel ids") from exc
+        return frozenset(int(item) for item in _split_list(self.discord_channels_list))  # digits: checked
 
     @property
     def discord_admin_servers(self) -> frozenset[int]:
         """Servers whose Manage Server members count as admins (none by default: a public bot can be
         added to anyone's server, where its adder has Manage Server)."""
-        try:
-            return frozenset(int(item) for item in _split_list(self.discord_admin_servers_list))
-        except ValueError as exc:
-            raise SettingsError("invalid setting ROLECALL_DISCORD_ADMIN_SERVERS: expected server ids") from exc
+        return frozenset(int(item) for item in _split_list(self.discord_admin_servers_list))  # digits: checked
 
     @property
     def discord_shard_ids(self) -> tuple[int, ...]:
@@ -360,6 +383,12 @@ def _split_list(value: str) -> list[str]:
     return [item.strip() for item in value.replace(";", ",").split(",") if item.strip()]
 
 
+def _quoted(items: list[str], most: int = 3) -> str:
+    """Bad list entries for an error line: quoted (a newline shows as \\n), the first few, each cut short."""
+    shown = ", ".join(repr(item if len(item) <= 40 else item[:40] + "…") for item in items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings; invalid values become a SettingsError with one line per variable, naming it."""
     try:
@@ -373,7 +402,7 @@ def load_settings(**overrides: object) -> Settings:
             field_name = str(error["loc"][0])
             field = Settings.model_fields.get(field_name)
             name = (field.alias if field is not None else None) or field_name
-            lines.append(f"invalid setting {name}: {error['msg']}")
+            lines.append(f"invalid setting {name}: {str(error['msg']).removeprefix('Value error, ')}")
         raise SettingsError("\n".join(dict.fromkeys(lines))) from None
 
 

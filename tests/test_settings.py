@@ -116,3 +116,60 @@ def test_an_infinite_file_size_limit_is_one_error_line(monkeypatch: pytest.Monke
     with pytest.raises(SettingsError, match="invalid setting ROLECALL_MAX_FILE_MB") as caught:
         load_settings()
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "bad"),
+    [
+        ("U1,foo:bar,discord:abc", "'U1'"),  # no platform; an unknown platform; a Discord id with letters
+        ("U999", "'U999'"),  # a Slack id without `slack:`: it used to make nobody an admin, silently
+        ("slack:U0123ABCD,discord:abc", "'discord:abc'"),
+        ("slack:u0123abcd", "'slack:u0123abcd'"),  # Slack writes its ids in capitals: this one never matches
+        ("slack:", "'slack:'"),
+        ("discord:12 34", "'discord:12 34'"),
+    ],
+)
+def test_a_malformed_admin_entry_is_one_line_naming_it_with_the_right_form(
+    monkeypatch: pytest.MonkeyPatch, value: str, bad: str
+) -> None:
+    monkeypatch.setenv("ROLECALL_ADMINS", value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith("invalid setting ROLECALL_ADMINS: ") and "\n" not in message
+    assert bad in message
+    assert "slack:U0123ABCD" in message and "discord:123456789012345678" in message  # the form to write
+
+
+def test_well_formed_admin_entries_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLECALL_ADMINS", " slack:U0123ABCD, slack:W4567EFGH;discord:123456789012345678 ,")
+    assert load_settings().admins == {"slack:U0123ABCD", "slack:W4567EFGH", "discord:123456789012345678"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "bad"),
+    [
+        ("ROLECALL_DISCORD_ADMIN_SERVERS", "abc", "'abc'"),
+        ("ROLECALL_DISCORD_ADMIN_SERVERS", "123,-5", "'-5'"),
+        ("ROLECALL_DISCORD_CHANNELS", "#general", "'#general'"),
+        ("ROLECALL_DISCORD_CHANNELS", "1_000", "'1_000'"),  # int() took this one
+    ],
+)
+def test_discord_id_lists_are_checked_when_the_settings_are_read(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, bad: str
+) -> None:
+    # They used to be checked only when the Discord adapter started (never without DISCORD_TOKEN).
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"invalid setting {variable}: ") and "\n" not in message
+    assert bad in message and "digits" in message
+
+
+def test_discord_id_lists_are_read_as_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLECALL_DISCORD_CHANNELS", "1, 2;3")
+    monkeypatch.setenv("ROLECALL_DISCORD_ADMIN_SERVERS", "123456789012345678")
+    settings = load_settings()
+    assert settings.discord_channels == {1, 2, 3}
+    assert settings.discord_admin_servers == {123456789012345678}
