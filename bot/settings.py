@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -389,8 +390,43 @@ def _quoted(items: list[str], most: int = 3) -> str:
     return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
+PREFIX = "ROLECALL_"
+
+
+def unknown_settings(env_file: object = Settings.model_config.get("env_file")) -> list[str]:
+    """One warning per `ROLECALL_*` name in the environment or the .env file that is no setting, with the
+    likely intended one when it is close; names only, never values (they may be secrets)."""
+    from dotenv import dotenv_values
+
+    known = {(field.alias or name).upper(): field.alias or name for name, field in Settings.model_fields.items()}
+    by_suffix = {alias.removeprefix(PREFIX): alias for alias in known.values()}
+    found = {name: "" for name in os.environ}
+    if isinstance(env_file, (str, Path)) and str(env_file) and Path(env_file).is_file():
+        for name in dotenv_values(env_file):
+            found.setdefault(name, f" in {env_file}")
+    warnings = []
+    for name, where in found.items():
+        if not name.upper().startswith(PREFIX) or name.upper() in known:
+            continue
+        shown = name if name.isprintable() else repr(name)
+        close = difflib.get_close_matches(name.upper().removeprefix(PREFIX), by_suffix, n=1)
+        hint = f"; did you mean {by_suffix[close[0]]}?" if close else ""
+        warnings.append(f"unknown setting {shown}{where} ignored{hint}")
+    return warnings
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read settings; invalid values become a SettingsError with one line per variable, naming it."""
+    """Read settings; invalid values become a SettingsError with one line per variable, naming it.
+
+    A `ROLECALL_*` variable (or .env key) that is no setting is a warning line on stderr: other tools
+    may set such names, so it does not stop the command."""
+    env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+    for warning in unknown_settings(env_file):
+        print(f"rolecall: warning: {warning}", file=sys.stderr)
+    return _read_settings(**overrides)
+
+
+def _read_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -438,7 +474,8 @@ def main_job() -> str:
     """The command `scripts/run.sh` runs: "serve" when a chat platform is configured (in the environment
     or `.env`), or when the settings are invalid so that `rolecall serve` reports them; else "chat"."""
     try:
-        return "serve" if load_settings().chat_platform_configured else "chat"
+        # No unknown-setting warnings here: the command chosen reads the settings again and warns once.
+        return "serve" if _read_settings().chat_platform_configured else "chat"
     except SettingsError:
         return "serve"
 

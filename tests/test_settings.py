@@ -173,3 +173,59 @@ def test_discord_id_lists_are_read_as_numbers(monkeypatch: pytest.MonkeyPatch) -
     settings = load_settings()
     assert settings.discord_channels == {1, 2, 3}
     assert settings.discord_admin_servers == {123456789012345678}
+
+
+def test_a_misspelled_setting_is_one_warning_line_with_the_likely_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ROLECALL_TOPK=5 used to run with the default 3 and say nothing.
+    monkeypatch.setenv("ROLECALL_TOPK", "5")
+    monkeypatch.setenv("ROLECALL_QDRANT_APIKEY", "sekrit-value")
+    monkeypatch.setenv("ROLECALL_ZZZZ", "1")
+    (tmp_path / ".env").write_text("ROLECALL_TOPK=5\nROLECALL_LOGLEVEL=debug\nOTHER_TOOL_SETTING=1\n")
+    settings = load_settings()
+    assert settings.top_k == 3 and settings.log_level == "INFO"
+    lines = capsys.readouterr().err.splitlines()
+    assert sorted(lines) == [
+        "rolecall: warning: unknown setting ROLECALL_LOGLEVEL in .env ignored; did you mean ROLECALL_LOG_LEVEL?",
+        "rolecall: warning: unknown setting ROLECALL_QDRANT_APIKEY ignored; did you mean ROLECALL_QDRANT_API_KEY?",
+        "rolecall: warning: unknown setting ROLECALL_TOPK ignored; did you mean ROLECALL_TOP_K?",  # once
+        "rolecall: warning: unknown setting ROLECALL_ZZZZ ignored",
+    ]
+
+
+def test_a_platform_name_behind_the_prefix_is_pointed_to_its_real_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROLECALL_DISCORD_TOKEN", "not-shown")
+    load_settings()
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith("unknown setting ROLECALL_DISCORD_TOKEN ignored; did you mean DISCORD_TOKEN?")
+
+
+def test_known_settings_in_any_case_and_the_example_dot_env_give_no_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("rolecall_top_k", "4")  # pydantic-settings reads names case-insensitively
+    example = (REPO / ".env.example").read_text(encoding="utf-8")
+    (tmp_path / ".env").write_text(re.sub(r"^# ([A-Z_]+=)", r"\1", example, flags=re.MULTILINE))
+    assert load_settings().top_k == 4
+    assert capsys.readouterr().err == ""
+
+
+def test_the_project_sets_no_rolecall_variable_that_is_not_a_setting() -> None:
+    # Scripts, compose files and the image set these; none of them may trigger the unknown-setting warning.
+    known = {field.alias for field in Settings.model_fields.values()}
+    files = [REPO / "Dockerfile", REPO / ".env.example", *REPO.glob("*.yaml"), *REPO.glob("*.yml")]
+    for folder in ("bot", "adapters", "index", "bench", "eval", "scripts", ".ci"):
+        files += [p for p in (REPO / folder).rglob("*") if p.is_file() and p.suffix in ("", ".py", ".sh", ".yaml", ".yml")]
+    used = {name for path in files for name in re.findall(r"\bROLECALL_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8"))}
+    assert used and used <= known
+
+
+def test_the_main_job_does_not_warn_the_command_it_picks_does(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROLECALL_TOPK", "5")
+    assert main_job() == "chat"
+    assert capsys.readouterr().err == ""  # scripts/run.sh then runs `rolecall chat`, which warns once
