@@ -189,11 +189,9 @@ def build_adapters(
 
 def serve(settings: Settings) -> int:
     """Run `rolecall serve` until SIGTERM; a missing configuration is a one-line RolecallError."""
-    if not settings.chat_platform_configured:
-        raise RolecallError(
-            "no chat platform configured: set SLACK_BOT_TOKEN (with SLACK_APP_TOKEN or"
-            " SLACK_SIGNING_SECRET) or DISCORD_TOKEN; `rolecall chat` answers in the console"
-        )
+    problem = settings.chat_platform_problem()  # nothing set, or Slack without its bot token
+    if problem:
+        raise RolecallError(problem)
     setup_logging(settings.log_level, settings.log_format)
     metrics = Metrics()
     service = RolecallService(ServiceConfig.from_settings(settings), metrics=metrics)

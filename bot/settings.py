@@ -315,7 +315,29 @@ class Settings(BaseSettings):
     @property
     def chat_platform_configured(self) -> bool:
         """Is a Slack or Discord bot token set, so `rolecall serve` has something to run?"""
-        return bool(self.slack_bot_token or self.discord_token)
+        return _is_set(self.slack_bot_token) or _is_set(self.discord_token)
+
+    @property
+    def chat_credentials(self) -> list[str]:
+        """The Slack and Discord credentials that are set (not empty), by variable name."""
+        fields = ("slack_bot_token", "slack_app_token", "slack_signing_secret", "discord_token")
+        return [_alias(name) for name in fields if _is_set(getattr(self, name))]
+
+    def chat_platform_problem(self) -> str | None:
+        """Why `rolecall serve` cannot start with these credentials, in one line naming what is set and
+        what is missing (never a value); None when it can (the adapters check the rest)."""
+        slack = [name for name in self.chat_credentials if name.startswith("SLACK_")]
+        if slack and "SLACK_BOT_TOKEN" not in slack:
+            return (
+                f"{' and '.join(slack)} {'is' if len(slack) == 1 else 'are'} set but SLACK_BOT_TOKEN is not:"
+                " Slack needs its bot token (xoxb-…) as well (see docs/slack.md)"
+            )
+        if not self.chat_platform_configured:
+            return (
+                "no chat platform configured: set SLACK_BOT_TOKEN (with SLACK_APP_TOKEN or"
+                " SLACK_SIGNING_SECRET) or DISCORD_TOKEN; `rolecall chat` answers in the console"
+            )
+        return None
 
     @property
     def index_dir(self) -> Path:
@@ -378,6 +400,14 @@ class Settings(BaseSettings):
     def database(self) -> Path | str:
         """ROLECALL_DATABASE_URL, else the SQLite file under the data folder."""
         return self.database_url.get_secret_value() if self.database_url else self.database_path
+
+
+def _is_set(value: SecretStr | None) -> bool:
+    return value is not None and bool(value.get_secret_value().strip())
+
+
+def _alias(field_name: str) -> str:
+    return Settings.model_fields[field_name].alias or field_name
 
 
 def _split_list(value: str) -> list[str]:
@@ -471,11 +501,12 @@ def settings_table() -> str:
 
 
 def main_job() -> str:
-    """The command `scripts/run.sh` runs: "serve" when a chat platform is configured (in the environment
-    or `.env`), or when the settings are invalid so that `rolecall serve` reports them; else "chat"."""
+    """The command `scripts/run.sh` runs: "serve" when any Slack or Discord credential is set (in the
+    environment or `.env`; a partial set too, so that `rolecall serve` says what is missing), or when the
+    settings are invalid so that `rolecall serve` reports them; else "chat"."""
     try:
         # No unknown-setting warnings here: the command chosen reads the settings again and warns once.
-        return "serve" if _read_settings().chat_platform_configured else "chat"
+        return "serve" if _read_settings().chat_credentials else "chat"
     except SettingsError:
         return "serve"
 

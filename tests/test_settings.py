@@ -229,3 +229,45 @@ def test_the_main_job_does_not_warn_the_command_it_picks_does(
     monkeypatch.setenv("ROLECALL_TOPK", "5")
     assert main_job() == "chat"
     assert capsys.readouterr().err == ""  # scripts/run.sh then runs `rolecall chat`, which warns once
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (["SLACK_APP_TOKEN"], "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: "),
+        (["SLACK_SIGNING_SECRET"], "SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not: "),
+        (["SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"], "SLACK_APP_TOKEN and SLACK_SIGNING_SECRET are set but SLACK_BOT_TOKEN is not: "),
+        (["SLACK_APP_TOKEN", "DISCORD_TOKEN"], "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: "),  # Slack would not run
+    ],
+)
+def test_a_partial_slack_setup_is_one_line_naming_what_is_set_and_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variables: list[str], expected: str
+) -> None:
+    # It used to say "no chat platform configured", as if nothing had been set, and run.sh chose the console chat.
+    for name in variables:
+        monkeypatch.setenv(name, f"secret-{name.lower()}")
+    assert main_job() == "serve"  # so that scripts/run.sh's `rolecall serve` says what is wrong
+    assert main(["serve"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"rolecall: error: {expected}") and "docs/slack.md" in line
+    assert "secret-" not in line
+
+
+def test_a_slack_bot_token_alone_is_one_line_naming_the_two_ways_to_connect(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-secret-value")
+    assert main_job() == "serve"
+    assert main(["serve"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert errors == [
+        "rolecall: error: SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor"
+        " SLACK_SIGNING_SECRET (HTTP events at /slack/events) is: set one of them"
+    ]
+
+
+def test_empty_credentials_as_in_the_example_dot_env_mean_the_console_chat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=\nSLACK_APP_TOKEN=\nDISCORD_TOKEN=\nSLACK_SIGNING_SECRET=' '\n")
+    assert main_job() == "chat"
