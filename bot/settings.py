@@ -42,7 +42,8 @@ class SettingsError(RolecallError):
 class Settings(BaseSettings):
     """Every knob of Rolecall. Environment variable names are given by each field's alias."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # allow_inf_nan=False: `nan` would slip past every bound (each comparison with it is false).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, allow_inf_nan=False)
 
     data_dir: Path = Field(
         default_factory=default_data_dir,
@@ -93,12 +94,12 @@ class Settings(BaseSettings):
         ge=-1.0,
         le=1.0,
         alias="ROLECALL_SUPPORT_SCORE",
-        description="once a passage clears the floor, others of the top k down to this score are shown after it",
+        description="once a passage clears the floor, others of the top k down to this score are shown after it;"
+        " at most ROLECALL_MIN_SCORE (equal: none are)",
     )
     max_file_mb: float = Field(
         default=20.0,
         gt=0,
-        allow_inf_nan=False,
         alias="ROLECALL_MAX_FILE_MB",
         description="larger documents are skipped with a reason",
     )
@@ -278,6 +279,17 @@ class Settings(BaseSettings):
         if any(i >= self.discord_shard_count for i in ids):
             raise ValueError(
                 f"ROLECALL_DISCORD_SHARD_IDS must be below ROLECALL_DISCORD_SHARD_COUNT ({self.discord_shard_count})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _support_below_floor(self) -> Settings:
+        # Only when set: the default 0.30 above a floor lowered to, say, 0.25 adds nothing and loses nothing.
+        if "support_score" in self.model_fields_set and self.support_score > self.min_score:
+            raise ValueError(
+                f"ROLECALL_SUPPORT_SCORE ({self.support_score:g}) is above ROLECALL_MIN_SCORE ({self.min_score:g}):"
+                " it adds passages of the top k that score below the floor, so it must be at or below it"
+                " (equal to it: none are added)"
             )
         return self
 
@@ -468,7 +480,10 @@ def _read_settings(**overrides: object) -> Settings:
             field_name = str(error["loc"][0])
             field = Settings.model_fields.get(field_name)
             name = (field.alias if field is not None else None) or field_name
-            lines.append(f"invalid setting {name}: {str(error['msg']).removeprefix('Value error, ')}")
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "finite_number":
+                message = "expected a finite number, not nan or infinity"
+            lines.append(f"invalid setting {name}: {message}")
         raise SettingsError("\n".join(dict.fromkeys(lines))) from None
 
 

@@ -271,3 +271,44 @@ def test_empty_credentials_as_in_the_example_dot_env_mean_the_console_chat(
 ) -> None:
     (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=\nSLACK_APP_TOKEN=\nDISCORD_TOKEN=\nSLACK_SIGNING_SECRET=' '\n")
     assert main_job() == "chat"
+
+
+FLOAT_SETTINGS = [field.alias for field in Settings.model_fields.values() if field.annotation is float]
+
+
+@pytest.mark.parametrize("variable", FLOAT_SETTINGS)
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+def test_nan_and_infinity_are_refused_by_every_number_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    # ROLECALL_MIN_SCORE=nan said "Input should be less than or equal to 1".
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value) == f"invalid setting {variable}: expected a finite number, not nan or infinity"
+
+
+def test_the_float_settings_are_the_ones_expected() -> None:
+    assert set(FLOAT_SETTINGS) == {"ROLECALL_MIN_SCORE", "ROLECALL_SUPPORT_SCORE", "ROLECALL_MAX_FILE_MB"}
+
+
+def test_a_support_score_above_the_floor_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Supporting passages are those below the floor that reach ROLECALL_SUPPORT_SCORE: above the floor
+    # there are none, and the setting silently did nothing.
+    monkeypatch.setenv("ROLECALL_SUPPORT_SCORE", "0.5")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("invalid settings: ROLECALL_SUPPORT_SCORE (0.5) is above ROLECALL_MIN_SCORE (0.42)")
+    monkeypatch.setenv("ROLECALL_MIN_SCORE", "0.6")
+    assert load_settings().support_score == 0.5
+    monkeypatch.setenv("ROLECALL_MIN_SCORE", "0.5")  # equal: no supporting passages, which may be wanted
+    assert load_settings().support_score == 0.5
+
+
+def test_a_floor_lowered_below_the_default_support_score_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default support score (0.30) is not the operator's choice: with a floor of 0.25 every passage
+    # it would add clears the floor anyway, so nothing is lost and nothing is said.
+    monkeypatch.setenv("ROLECALL_MIN_SCORE", "0.25")
+    assert load_settings().min_score == 0.25
