@@ -11,6 +11,9 @@ from typing import Literal, TextIO
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _HANDLER_NAME = "rolecall"
+# Libraries whose INFO lines read as errors: faiss.loader logs which CPU build it tries at every start,
+# with "Could not load library with AVX512 support due to: ModuleNotFoundError(...)" for the ones it skips.
+QUIET_BELOW_DEBUG = ("faiss", "faiss.loader")
 
 
 def error_reference() -> str:
@@ -51,7 +54,9 @@ class _StderrHandler(logging.StreamHandler):
 def setup_logging(
     level: str = "INFO", log_format: Literal["text", "json"] = "text", stream: TextIO | None = None
 ) -> logging.Handler:
-    """Send every log record at `level` or above to `stream` (stderr); calling it again replaces the handler."""
+    """Send every log record at `level` or above to `stream` (stderr); calling it again replaces the handler.
+
+    faiss's loader reports at WARNING and above unless `level` is DEBUG."""
     handler: logging.StreamHandler = logging.StreamHandler(stream) if stream else _StderrHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     handler.set_name(_HANDLER_NAME)
@@ -60,5 +65,7 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    for name in QUIET_BELOW_DEBUG:  # their warnings and errors still show; all of it at DEBUG
+        logging.getLogger(name).setLevel(logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING)
     logging.captureWarnings(True)
     return handler
