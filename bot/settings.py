@@ -204,10 +204,16 @@ class Settings(BaseSettings):
         default=None, alias="DISCORD_TOKEN", description="the Discord bot token"
     )
     discord_api_url: str = Field(
-        default="", alias="DISCORD_API_URL", description="Discord REST base URL (empty: Discord's own)"
+        default="",
+        alias="DISCORD_API_URL",
+        description="Discord REST base URL, e.g. a rate-limit-sharing proxy; unset: discord.py's own"
+        " (`https://discord.com/api/v10` in discord.py 2.7)",
     )
     discord_gateway_url: str = Field(
-        default="", alias="DISCORD_GATEWAY_URL", description="Discord gateway URL (empty: Discord's own)"
+        default="",
+        alias="DISCORD_GATEWAY_URL",
+        description="Discord gateway websocket URL; unset: discord.py's own (`wss://gateway.discord.gg/` in"
+        " discord.py 2.7)",
     )
     discord_admin_servers_list: str = Field(
         default="",

@@ -312,3 +312,17 @@ def test_a_floor_lowered_below_the_default_support_score_is_accepted(monkeypatch
     # it would add clears the floor anyway, so nothing is lost and nothing is said.
     monkeypatch.setenv("ROLECALL_MIN_SCORE", "0.25")
     assert load_settings().min_score == 0.25
+
+
+@pytest.mark.parametrize("guide", ["discord.md", "slack.md"])
+def test_the_platform_guides_give_the_same_defaults_as_the_settings_table(guide: str) -> None:
+    # docs/discord.md gave DISCORD_API_URL and DISCORD_GATEWAY_URL defaults that operations.md lists as unset.
+    defaults = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]*?) \|", settings_table(), flags=re.MULTILINE))
+    rows = re.findall(r"^\| `([A-Z_]+)` \| ([^|]*?) ?\|", (REPO / "docs" / guide).read_text("utf-8"), re.MULTILINE)
+    unset = {"", "unset", "empty", "(unset)"}
+    checked = [name for name, _ in rows if name in defaults]
+    assert len(checked) >= 5
+    for name, default in rows:
+        if name in defaults:
+            expected = defaults[name]
+            assert default == expected or {default, expected} <= unset, f"{guide}: {name} default {default!r}, settings {expected!r}"
