@@ -196,7 +196,7 @@ def serve(settings: Settings) -> int:
     metrics = Metrics()
     service = RolecallService(ServiceConfig.from_settings(settings), metrics=metrics)
     records = RecordStore(settings.database)
-    log.info("records and seen Slack events: %s", records.database.describe())
+    log.info("feedback and audit records: %s", records.database.describe())
     admin = AdminActions(service, records, settings.admins)
     conversation = Conversation(
         service,
