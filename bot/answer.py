@@ -131,18 +131,22 @@ class Answer:
         return shape
 
 
+_SENTENCE_START = re.compile(r"(?<=[.!?])[ ]+|\n")  # where a sentence of a passage's text begins
+
+
 def context_around(text: str, highlight: str, limit: int = CONTEXT_CHARS) -> tuple[str, str, str]:
-    """Split a passage into (before, highlight, after), trimmed at word boundaries to about `limit` chars."""
+    """Split a passage into (before, highlight, after), trimmed to about `limit` chars: whole sentences before
+    the highlight (up to two thirds of the room it leaves), then the text after it to a word boundary."""
     start = text.find(highlight)
     if start < 0:
         return "", highlight, ""
     before, after = text[:start], text[start + len(highlight) :]
     room = max(0, limit - len(highlight))
-    keep_before = min(len(before), room // 3)
-    keep_after = min(len(after), room - keep_before)
-    if len(before) > keep_before:
-        cut = before[len(before) - keep_before :]
-        before = "…" + (cut.split(" ", 1)[1] if " " in cut else cut)
+    if len(before) > room * 2 // 3:  # whole sentences before the highlight, or none: never half of one
+        starts = [m.end() for m in _SENTENCE_START.finditer(before)]
+        first = next((i for i in starts if len(before) - i <= room * 2 // 3), len(before))
+        before = "… " + before[first:].lstrip(" ") if before[first:].strip() else "… "
+    keep_after = max(0, min(len(after), room - len(before)))
     if len(after) > keep_after:
         cut = after[:keep_after]
         after = (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"

@@ -336,18 +336,22 @@ class Retriever:
         while the passage has a prose sentence; when the question names something some sentences name (a
         city, a company, a tool: `_naming_rows`), the highlight is one of those, as only the highlight
         reliably survives trimming ("how much do SREs make in London?" shows the UK pay sentence, not the
-        US one closest to "how much do SREs make"); and for a question naming one role the highlight is the
+        US one closest to "how much do SREs make"); a question asking how much a role earns highlights a sentence
+        stating an amount when the passage has one ("…earns an average salary of around $120,000", not "Actual pay
+        depends heavily on the employer"); and for a question naming one role the highlight is the
         sentence (not a list's lead-in) with the highest sum of its cosines to the question and to the
         question's aspect (`Aspect.cosines`): "which companies hire software engineers?" highlights
         "Employers range from big tech and startups to banks…", not the section's opening about the role.
         `questions` are as typed: normalising spells acronyms out, and the user asked for the acronym.
         """
         results: list[list[Hit]] = []
+        normalise = default_normaliser()
         for question, asked_stems, row, vector, aspect, rare_words, named in zip(
             questions, question_stems, chosen, query_vectors, aspects, rare, role_pages, strict=True
         ):
             literals = literal_terms(question)
             asked = asked_words(question)
+            asks_pay = bool(_PAY_QUESTION.search(normalise(question)))
             hits: list[Hit] = []
             for candidate in row:
                 passage = candidate.passage
@@ -367,6 +371,8 @@ class Retriever:
                 # prose sentence's, as the rare word's sentence may sit far from the question.
                 scored = shown if spelled or not holding else max(prose_rows, key=lambda i: similarities[i])
                 naming = [] if required else _naming_rows(asked, passage, pool)
+                if asks_pay and not required and not naming:  # "what does X earn?" shows a figure, not "pay varies"
+                    naming = [i for i in pool if _MONEY.search(sentences[i])]
                 if aspect is not None and not required:
                     answering = similarities + HIGHLIGHT_ASPECT_WEIGHT * aspect.cosines(rows)
                     choices = [i for i in naming or pool if _says_something(sentences[i])] or naming or pool
@@ -389,6 +395,14 @@ class Retriever:
         return results
 
 
+# a question about pay, in the terms table's spelling ("earn", "comp" and "pay" are "salary" there)
+_PAY_QUESTION = re.compile(
+    r"\bhow much(?: \S+){0,6}? (?:salary|make|makes|paid(?! time| leave))\b"
+    r"|\bwhat(?:'s|s| is| are| does| do)(?: \S+){0,6}? (?:salary|salaries|paid(?! time| leave))\b",
+    re.IGNORECASE,
+)
+# a sentence that states an amount of money: "$120,000", "£60,000", "€70k", "150k"
+_MONEY = re.compile(r"[$£€]\s?\d|\b\d+(?:\.\d+)?\s?[kK]\b|\b\d{2,3},\d{3}\b")
 # a figure, an acronym, or a level code ("L5", "E6": a capital and one or two digits)
 _LITERAL = re.compile(r"\$?\d[\d,]*(?:\.\d+)?%?|(?<![\w-])(?:[A-Z][A-Z0-9+#]{2,7}|[A-Z]\d{1,2})(?![\w-])")
 _PLAIN_YEAR = re.compile(r"(19|20)\d\d")

@@ -261,6 +261,21 @@ def test_a_comparison_returns_both_roles_side_by_side(bundled: RolecallService) 
     assert {h.passage.source for h in hits[:2]} == {"senior-software-engineer.md", "staff-engineer.md"}
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What does a senior back-end engineer earn?",  # highlighted "Actual pay depends heavily on the employer…"
+        "What does a staff engineer earn?",
+        "what's the salary of a principal engineer?",
+        "how much do engineering managers make?",
+        "how much does an SRE make?",
+    ],
+)
+def test_a_question_about_pay_highlights_a_figure(bundled: RolecallService, question: str) -> None:
+    hit = bundled.ask(question).hits[0]
+    assert hit.passage.section.endswith("> Pay") and "$" in hit.highlight
+
+
 def test_a_choice_beside_a_named_role_is_no_comparison_of_roles(bundled: RolecallService) -> None:
     # "or" weighs a portfolio site against GitHub; the front-end role and the resumes page it names are not
     # two sides to show in turn (the role's education section came first, the page that answers second)

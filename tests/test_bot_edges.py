@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.answer import context_around
 from bot.cli import main
 from index.embedding import SentenceTransformerEmbedder
 from tests.conftest import REPO, SMALL_KNOWLEDGE, make_service, write_docs
@@ -261,3 +262,15 @@ def test_an_eval_line_of_the_wrong_shape_is_a_one_line_error_naming_it(
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith(f"rolecall: error: {cases}:2: not an eval line") and reason in err
     assert not (tmp_path / "idx").exists()
+
+
+def test_the_context_before_a_highlight_starts_at_a_sentence_never_inside_one() -> None:
+    # "…an average salary of around $120,000" hid who earns it: the cut fell inside the sentence before.
+    first = "In the US, a senior back-end engineer earns an average salary of around $120,000 a year."
+    highlight = "Actual pay depends heavily on the employer and the city."
+    text = f"Pay varies. {first} {highlight} Big tech pays more, with stock and a bonus on top of the base."
+    before, shown, after = context_around(text, highlight, limit=200)
+    assert (before, shown) == (f"… {first} ", highlight) and after.endswith("…")
+    before, _, _ = context_around(text, highlight, limit=120)  # no room for the sentence before: none of it
+    assert before == "… "
+    assert "".join(context_around(text, highlight, limit=1000)) == text  # room for all: all of it
