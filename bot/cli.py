@@ -162,8 +162,8 @@ def _opened(args: argparse.Namespace, settings: Settings) -> RolecallService:
 def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     service = _service(args, settings)
     on_terminal = sys.stderr.isatty()
-    try:
-        report = service.reindex(progress=_say if on_terminal else None, show_progress_bar=on_terminal)
+    try:  # progress lines on stderr for logs, cron and Docker too; the bar only on a terminal
+        report = service.reindex(progress=_say, show_progress_bar=on_terminal)
         print(f"index {service.config.index_dir}")
         if service.uses_qdrant:
             print(f"answering from Qdrant: {service.live_collection()}")
