@@ -184,7 +184,9 @@ class RolecallService:
                 self._install(self._open_index())
         except (IndexMissingError, IndexCorruptError, IndexIncompatibleError) as exc:
             if notify:
-                notify(f"{exc}; building the index from {self._folders()}…")
+                first = isinstance(exc, IndexMissingError) and not self.uses_qdrant
+                reason = f"no index in {self.config.index_dir} yet" if first else str(exc)
+                notify(f"{reason}; building the index from {self._folders()}…")
             try:
                 self.reindex(progress=notify)
             except ReindexBusyError as busy:

@@ -81,6 +81,7 @@ def build_index(
     counter: TokenCounter | None = None
     max_tokens = spec.max_tokens()
     chunking = chunking_id(max_tokens)
+    store.check_index_folder(index_dir)
     with store.build_lock(index_dir):
         previous = _previous_index(index_dir, spec.model_id, chunking, report)
         old_records = {(r.root, r.source): r for r in previous.manifest.documents} if previous else {}

@@ -203,8 +203,15 @@ class IndexWriteError(RolecallError):
     """A new version could not be written (disk full, permissions); the live version is untouched."""
 
 
+def check_index_folder(index_dir: Path) -> None:
+    """A one-line error when the index folder's path names something else than a folder (a file, say)."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise RolecallError(f"the index folder {index_dir} is not a folder: point --index or ROLECALL_INDEX_DIR at a folder")
+
+
 def current_version(index_dir: Path) -> Path | None:
     """The live version folder, or None when no index has been built."""
+    check_index_folder(index_dir)
     try:
         name = (index_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
