@@ -136,11 +136,12 @@ class Database:
         return f"postgresql://{user}{host}{port}{parts.path}"
 
     def redact(self, text: str) -> str:
-        """`text` (a driver's error, say) with the URL's password replaced by ***, as typed or decoded."""
+        """`text` (a driver's error, say) on one line, with the URL's password replaced by ***, as typed or
+        decoded (psycopg's "connection refused" runs over two lines, "\tIs the server running…" the second)."""
         password = urllib.parse.urlsplit(self._url).password if self._url else None
         for secret in sorted({password, urllib.parse.unquote(password)} if password else set(), key=len, reverse=True):
             text = text.replace(secret, "***")
-        return text
+        return " ".join(text.split())
 
     def exists(self) -> bool:
         """Whether there may be rows to read (a missing SQLite file has none; a server is asked)."""
