@@ -243,6 +243,11 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if not cases:
         raise RolecallError(f"no questions in eval file {args.file}: one JSON object per line, as in eval/README.md")
     service = _opened(args, settings)
+    indexed = {document.source for document in service.retriever.index.documents}
+    unknown = sorted({source for case in cases for source in case.sources} - indexed)
+    if unknown:  # a typo or another corpus: every question naming only these is a miss
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        _say(f"warning: {args.file} names sources that are not in the index, so their questions count as misses: {shown}")
     result = evaluate(cases, service.ask_many)
     if args.json:
         print(json.dumps(result.figures()))

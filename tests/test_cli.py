@@ -169,12 +169,12 @@ def test_eval_reports_the_four_figures(
         '{"q": "who won the world cup?", "abstain": true}\n'
         '{"q": "sr backend pay?", "expect": ["no passage says this"], "sources": ["senior-back-end-engineer.md"]}\n'
     )
-    code, out, _ = _run(
+    code, out, err = _run(
         ["eval", str(cases), "--json", "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")],
         capsys,
     )
     figures = json.loads(out)
-    assert code == 0
+    assert code == 0 and "not in the index" not in err
     assert figures["hit@1"] == 0.5 and figures["hit@3"] == 0.5 and figures["mrr"] == 0.5
     # the second pay question opens the right document, though no passage has its phrase
     assert figures["document_hit@1"] == 1.0 and figures["document_hit@3"] == 1.0
@@ -187,6 +187,13 @@ def test_eval_reports_the_four_figures(
     assert code == 0 and len(misses) == 1, out  # the pay question whose phrase no passage holds
     assert misses[0].startswith("  miss: sr backend pay? -> shown first: senior-back-end-engineer.md > Senior")
     assert misses[0].endswith("(wanted: senior-back-end-engineer.md)")
+    # a source the index does not hold (a typo, another corpus) is said, not silently scored as a miss
+    cases.write_text('{"q": "sr backend pay?", "expect": ["$120,000"], "sources": ["senior-backend-engineer.md"]}\n')
+    code, out, err = _run(
+        ["eval", str(cases), "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")], capsys
+    )
+    assert code == 0 and "hit@1 0.000" in out
+    assert f"warning: {cases} names sources that are not in the index" in err and "senior-backend-engineer.md" in err
 
 
 def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path: Path) -> None:
