@@ -11,9 +11,15 @@ from pathlib import Path
 from index.terms import whole_words
 
 SCOPE_FILE = Path(__file__).with_name("scope.json")
-# Words just before an occupation that make it where the asker goes: "to midwifery", "become a nurse"
-_GOING_TO = re.compile(r"\b(?:to|into|become|becoming|be)\s+(?:an?\s+|the\s+)?$", re.IGNORECASE)
-_GOING_TO_REACH = 16
+# Words before an occupation that make it where the asker goes ("become a nurse", "switching from nursing to
+# midwifery", "move into dentistry", "switch and train as a midwife"), not where they were ("I used to be a
+# nurse", "I went to nursing school", "I trained to be a pharmacist")
+_GOING_TO = re.compile(
+    r"(?:\b(?:into|become|becoming|(?:re)?train(?:ing)? as)|\b(?:switch|mov|chang|transition|go|jump|pivot)\w*\b[^.?!,;]*?\b(?:to|as))"
+    r"\s+(?:be(?:ing|come)?\s+)?(?:an?\s+|the\s+)?$",
+    re.IGNORECASE,
+)
+_GOING_TO_REACH = 60
 
 
 class OccupationScope:

@@ -218,7 +218,8 @@ class Retriever:
         rare = [version.rare_terms(_asked_stems(question)) for question in normalised]
         pages = [[source for source in named if source in version.roles.role_pages] for named in roles]
         question_stems = [frozenset(tokenize(q)) for q in canonical]
-        return self._with_highlights(questions, question_stems, query_vectors, aspects, rare, pages, chosen)
+        asks_pay = [bool(_PAY_QUESTION.search(question)) for question in canonical]
+        return self._with_highlights(questions, question_stems, query_vectors, aspects, rare, pages, asks_pay, chosen)
 
     def _choose(
         self,
@@ -323,6 +324,7 @@ class Retriever:
         aspects: Sequence[Aspect | None],
         rare: Sequence[frozenset[str]],
         role_pages: Sequence[list[str]],
+        asks_pay: Sequence[bool],
         chosen: list[list[Ranked]],
     ) -> list[list[Hit]]:
         """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time.
@@ -345,13 +347,11 @@ class Retriever:
         `questions` are as typed: normalising spells acronyms out, and the user asked for the acronym.
         """
         results: list[list[Hit]] = []
-        normalise = default_normaliser()
-        for question, asked_stems, row, vector, aspect, rare_words, named in zip(
-            questions, question_stems, chosen, query_vectors, aspects, rare, role_pages, strict=True
+        for question, asked_stems, row, vector, aspect, rare_words, named, about_pay in zip(
+            questions, question_stems, chosen, query_vectors, aspects, rare, role_pages, asks_pay, strict=True
         ):
             literals = literal_terms(question)
             asked = asked_words(question)
-            asks_pay = bool(_PAY_QUESTION.search(normalise(question)))
             hits: list[Hit] = []
             for candidate in row:
                 passage = candidate.passage
@@ -371,7 +371,7 @@ class Retriever:
                 # prose sentence's, as the rare word's sentence may sit far from the question.
                 scored = shown if spelled or not holding else max(prose_rows, key=lambda i: similarities[i])
                 naming = [] if required else _naming_rows(asked, passage, pool)
-                if asks_pay and not required and not naming:  # "what does X earn?" shows a figure, not "pay varies"
+                if about_pay and not required and not naming:  # "what does X earn?" shows a figure, not "pay varies"
                     naming = [i for i in pool if _MONEY.search(sentences[i])]
                 if aspect is not None and not required:
                     answering = similarities + HIGHLIGHT_ASPECT_WEIGHT * aspect.cosines(rows)

@@ -527,6 +527,9 @@ def test_questions_from_other_walks_of_life_are_refused(bundled: RolecallService
         ("I've been a pharmacist for 10 years, is it realistic to switch?", "career-change.md"),
         ("teacher here, thinking about a career change, where do I begin?", "career-change.md"),
         ("nurse here thinking of switching, where do I start?", "career-change.md"),
+        # where they were, said with "to": not where they go (a review found these refused)
+        ("I used to be a nurse, thinking of switching, where do I begin?", "career-change.md"),
+        ("I trained to be a pharmacist and want to switch careers, is it realistic?", "career-change.md"),
         ("should I open-source the budgeting tool I built for my church?", "resumes.md"),
         # work idioms and industries people build software for are not on the list (a review refused these)
         ("How do I quarterback a cross-team project without being the official lead?", "staff-engineer.md"),
@@ -575,6 +578,7 @@ def test_career_questions_with_those_words_are_still_answered(bundled: RolecallS
         "I'm a back-end developer, how do I become a product manager?",
         # a career change into another occupation: "switching" brings in only changes into our field
         "I'm a teacher thinking of switching to nursing, how do I start?",
+        "I want to switch and train as a midwife",
     ],
 )
 def test_questions_about_other_occupations_are_refused(bundled: RolecallService, question: str) -> None:
