@@ -396,13 +396,17 @@ class Retriever:
 
 
 # a question about pay, in the terms table's spelling ("earn", "comp" and "pay" are "salary" there)
+# "how much does an SRE make?", "what does a back-end engineer earn?", "what's the average salary of …"; not
+# "how much time does it take to make senior?" or "what do I negotiate besides salary?"
 _PAY_QUESTION = re.compile(
-    r"\bhow much(?: \S+){0,6}? (?:salary|make|makes|paid(?! time| leave))\b"
-    r"|\bwhat(?:'s|s| is| are| does| do)(?: \S+){0,6}? (?:salary|salaries|paid(?! time| leave))\b",
+    r"\bhow much (?:money )?(?:do|does|did|can|could|will|would|should) (?:\S+ ){1,5}?(?:make|makes|salary|get paid)\b"
+    r"|\bwhat (?:do|does|did|can|could|will|would) (?:\S+ ){0,4}?\S*(?:er|ers|ist|ists|or|ors)"
+    r" (?:salary|make|get paid)\b"
+    r"|\bwhat(?:'s|s| is| are) (?:the |a )?(?:\S+ ){0,2}?(?:salary|salaries|pay) (?:of|for|range)\b",
     re.IGNORECASE,
 )
-# a sentence that states an amount of money: "$120,000", "£60,000", "€70k", "150k"
-_MONEY = re.compile(r"[$£€]\s?\d|\b\d+(?:\.\d+)?\s?[kK]\b|\b\d{2,3},\d{3}\b")
+# a sentence that states an amount of money: "$120,000", "£60,000", "€70k" (not "10,000 users", "a 401k")
+_MONEY = re.compile(r"[$£€]\s?\d")
 # a figure, an acronym, or a level code ("L5", "E6": a capital and one or two digits)
 _LITERAL = re.compile(r"\$?\d[\d,]*(?:\.\d+)?%?|(?<![\w-])(?:[A-Z][A-Z0-9+#]{2,7}|[A-Z]\d{1,2})(?![\w-])")
 _PLAIN_YEAR = re.compile(r"(19|20)\d\d")

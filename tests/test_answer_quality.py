@@ -276,6 +276,14 @@ def test_a_question_about_pay_highlights_a_figure(bundled: RolecallService, ques
     assert hit.passage.section.endswith("> Pay") and "$" in hit.highlight
 
 
+def test_a_question_naming_salary_without_asking_an_amount_keeps_its_answering_highlight(
+    bundled: RolecallService,
+) -> None:
+    # a review found the pay rule read this as "how much": it highlighted "Sign-on bonus: often $10,000 …"
+    hit = bundled.ask("what do I negotiate besides salary?").hits[0]
+    assert hit.highlight.startswith("Negotiating a job offer is not limited to base salary")
+
+
 def test_a_choice_beside_a_named_role_is_no_comparison_of_roles(bundled: RolecallService) -> None:
     # "or" weighs a portfolio site against GitHub; the front-end role and the resumes page it names are not
     # two sides to show in turn (the role's education section came first, the page that answers second)
