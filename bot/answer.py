@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from index.chunking import split_sentences
 from index.types import Hit
 
 CONTEXT_CHARS = 420
@@ -131,7 +132,16 @@ class Answer:
         return shape
 
 
-_SENTENCE_START = re.compile(r"(?<=[.!?])[ ]+|\n")  # where a sentence of a passage's text begins
+def _sentence_starts(text: str) -> list[int]:
+    """Where each sentence of `text` begins, as the index splits them ("U.S." and "e.g." end none)."""
+    starts, position = [], 0
+    for sentence in split_sentences(text):
+        at = text.find(sentence, position)
+        if at < 0:
+            break
+        starts.append(at)
+        position = at + len(sentence)
+    return starts
 
 
 def context_around(text: str, highlight: str, limit: int = CONTEXT_CHARS) -> tuple[str, str, str]:
@@ -143,7 +153,7 @@ def context_around(text: str, highlight: str, limit: int = CONTEXT_CHARS) -> tup
     before, after = text[:start], text[start + len(highlight) :]
     room = max(0, limit - len(highlight))
     if len(before) > room * 2 // 3:  # whole sentences before the highlight, or none: never half of one
-        starts = [m.end() for m in _SENTENCE_START.finditer(before)]
+        starts = _sentence_starts(before)
         first = next((i for i in starts if len(before) - i <= room * 2 // 3), len(before))
         before = "… " + before[first:].lstrip(" ") if before[first:].strip() else "… "
     keep_after = max(0, min(len(after), room - len(before)))

@@ -274,3 +274,7 @@ def test_the_context_before_a_highlight_starts_at_a_sentence_never_inside_one() 
     before, _, _ = context_around(text, highlight, limit=120)  # no room for the sentence before: none of it
     assert before == "… "
     assert "".join(context_around(text, highlight, limit=1000)) == text  # room for all: all of it
+    # an abbreviation's full stop ends no sentence (a review found "U.S." cut the one before in two)
+    hubs = "Most teams hire in the U.S. and the U.K. from a pool of senior engineers who earn about $150,000."
+    before, _, _ = context_around(f"{hubs} Pay varies by city. Smaller firms pay less.", "Pay varies by city.", limit=130)
+    assert before == "… "
