@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         le=1.0,
         alias="ROLECALL_SUPPORT_SCORE",
         description="once a passage clears the floor, others of the top k down to this score are shown after it;"
-        " at most ROLECALL_MIN_SCORE (equal: none are)",
+        " at or above ROLECALL_MIN_SCORE: none are",
     )
     max_file_mb: float = Field(
         default=20.0,
@@ -288,17 +288,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    @model_validator(mode="after")
-    def _support_below_floor(self) -> Settings:
-        # Only when set: the default 0.30 above a floor lowered to, say, 0.25 adds nothing and loses nothing.
-        if "support_score" in self.model_fields_set and self.support_score > self.min_score:
-            raise ValueError(
-                f"ROLECALL_SUPPORT_SCORE ({self.support_score:g}) is above ROLECALL_MIN_SCORE ({self.min_score:g}):"
-                " it adds passages of the top k that score below the floor, so it must be at or below it"
-                " (equal to it: none are added)"
-            )
-        return self
-
     @field_validator("slack_api_url", "discord_api_url", "discord_gateway_url", "qdrant_url")
     @classmethod
     def _url(cls, value: str) -> str:
@@ -467,11 +456,20 @@ def load_settings(**overrides: object) -> Settings:
     """Read settings; invalid values become a SettingsError with one line per variable, naming it.
 
     A `ROLECALL_*` variable (or .env key) that is no setting is a warning line on stderr: other tools
-    may set such names, so it does not stop the command."""
+    may set such names, so it does not stop the command. So is a support score set above the floor
+    (`ROLECALL_SUPPORT_SCORE=1` is a fair way to show no supporting passages)."""
     env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
-    for warning in unknown_settings(env_file):
+    warnings = unknown_settings(env_file)
+    settings = _read_settings(**overrides)
+    # Only when set: the default 0.30 above a floor lowered to, say, 0.25 adds nothing and loses nothing.
+    if "support_score" in settings.model_fields_set and settings.support_score > settings.min_score:
+        warnings.append(
+            f"ROLECALL_SUPPORT_SCORE ({settings.support_score:g}) is above ROLECALL_MIN_SCORE ({settings.min_score:g}):"
+            " no supporting passages are shown (they are those of the top k under the floor down to it)"
+        )
+    for warning in warnings:
         print(f"rolecall: warning: {warning}", file=sys.stderr)
-    return _read_settings(**overrides)
+    return settings
 
 
 def _read_settings(**overrides: object) -> Settings:
