@@ -619,13 +619,17 @@ class DiscordAdapter:
 
     async def reindex_command(self, interaction: discord.Interaction[Any]) -> None:
         with self._tracked():
-            if not await self._defer(interaction, ephemeral=True):
-                await self.admin.decline_reindex(PLATFORM, str(interaction.user.id), "Rolecall was shutting down")
-                return
             permissions = interaction.permissions
             server_admin = interaction.guild_id in self.config.admin_servers and (
                 permissions.manage_guild or permissions.administrator
             )
+            declined = self._stopping
+            if declined:  # audited before the reply, which may fail (the interaction expired)
+                await self._decline_reindex(interaction, server_admin)
+            if not await self._defer(interaction, ephemeral=True):
+                if not declined:  # the bot began stopping meanwhile
+                    await self._decline_reindex(interaction, server_admin)
+                return
             outcome = await self.admin.reindex(
                 PLATFORM, str(interaction.user.id), platform_admin=server_admin
             )
@@ -633,6 +637,12 @@ class DiscordAdapter:
             await interaction.followup.send(
                 clip_lines(outcome.message), ephemeral=True, allowed_mentions=NO_PINGS
             )
+
+    async def _decline_reindex(self, interaction: discord.Interaction[Any], server_admin: bool) -> None:
+        user_id = str(interaction.user.id)
+        allowed = self.admin.is_admin(PLATFORM, user_id, server_admin)
+        reason = "Rolecall was shutting down" + ("" if allowed else "; not an admin either")
+        await self.admin.decline_reindex(PLATFORM, user_id, reason)
 
     # -- votes -------------------------------------------------------------------------------
 

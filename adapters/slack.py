@@ -63,6 +63,10 @@ SEEN_MAX_ITEMS = 20_000
 # Message subtypes that are a person writing something; joins, edits, topics and bots are not.
 _ANSWERABLE_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 _NETWORK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError, OSError)
+REINDEX_REQUESTED = (
+    "Reindex requested: reading the knowledge folders. I keep answering from the current index until the new one"
+    " is ready."
+)
 
 
 class SlackConfigError(RolecallError):
@@ -554,23 +558,33 @@ class SlackAdapter:
         platform_admin = False
         if not self.admin.is_admin(PLATFORM, user_id) and self.config.trust_workspace_admins:
             platform_admin = await self._is_workspace_admin(client, user_id)
-        if self.admin.is_admin(PLATFORM, user_id, platform_admin):
-            try:  # a lost acknowledgement must not stop the reindex nor its audit row
-                await respond(
-                    text="Reindex requested: reading the knowledge folders. I keep answering from the current"
-                    " index until the new one is ready.",
-                    response_type="ephemeral",
-                )
-            except _NETWORK_ERRORS as exc:
-                log.warning("Could not acknowledge a reindex through response_url: %s", _error_code(exc))
+        # The acknowledgement goes out beside the reindex: a slow or lost response_url neither delays nor stops
+        # the reindex and its audit row
+        acknowledged = (
+            asyncio.create_task(self._post_to_requester(respond, "acknowledge a reindex", REINDEX_REQUESTED))
+            if self.admin.is_admin(PLATFORM, user_id, platform_admin)
+            else None
+        )
         outcome = await self.admin.reindex(PLATFORM, user_id, platform_admin)
         log.info("Slack reindex by %s: %s", user_hash(PLATFORM, user_id), outcome.result)
+        if acknowledged is not None:
+            await acknowledged  # "requested" before the summary
         code = outcome.result in ("allowed", "failed")
-        await respond(
-            text=escape(outcome.message.splitlines()[0]) if outcome.message else outcome.result,
-            blocks=text_blocks(outcome.message, code=code),
-            response_type="ephemeral",
+        await self._post_to_requester(
+            respond,
+            "post a reindex summary",
+            escape(outcome.message.splitlines()[0]) if outcome.message else outcome.result,
+            text_blocks(outcome.message, code=code),
         )
+
+    async def _post_to_requester(
+        self, respond: AsyncRespond, what: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        """A private reply through response_url; a network failure is one warning line (what it was for)."""
+        try:
+            await respond(text=text, blocks=blocks, response_type="ephemeral")
+        except _NETWORK_ERRORS as exc:
+            log.warning("Could not %s through response_url: %s", what, _error_code(exc))
 
     async def _is_workspace_admin(self, client: AsyncWebClient, user_id: str) -> bool:
         try:

@@ -7,9 +7,11 @@ import contextlib
 import logging
 import re
 import shutil
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import discord
 import pytest
@@ -427,27 +429,42 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
 
 
 async def test_a_reindex_asked_while_the_bot_stops_is_told_to_retry_and_audited_as_not_run(
-    fake: FakeDiscord, small_knowledge: Path, tmp_path: Path, real_embedder: object
+    fake: FakeDiscord,
+    small_knowledge: Path,
+    tmp_path: Path,
+    real_embedder: object,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     service = service_before_a_new_role(small_knowledge, tmp_path, real_embedder)
-    filler = "They plan delivery with product managers, review designs, mentor colleagues and report risks weekly. "
-    for number in range(12):  # a reindex long enough to keep stop() waiting for it
-        sections = "\n".join(f"## Part {part}\nRole {number}, task {part}: {filler * 3}\n" for part in range(8))
-        (small_knowledge / f"role-{number}.md").write_text(f"---\ntitle: Role {number}\n---\n# Role {number}\n{sections}")
+    release = threading.Event()  # the first reindex's build waits here, so stop() waits for it
+    real_build = KeywordIndex.build
+
+    def held_build(*args: Any, **kwargs: Any) -> Any:
+        release.wait(timeout=60)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(KeywordIndex, "build", held_build)
     async with running(fake, service, tmp_path) as bot:
         first = fake.command_event("reindex", dm=True, user_id=ADMIN_ID)
         await fake.dispatch("INTERACTION_CREATE", first)
         await fake.wait_for("POST", f"/interactions/{first['id']}/")
         stopping = asyncio.create_task(bot.adapter.stop())
-        await asyncio.sleep(0.2)
-        late = fake.command_event("reindex", dm=True, user_id=ADMIN_ID)
-        await fake.dispatch("INTERACTION_CREATE", late)
-        [told] = await fake.wait_for("POST", f"/interactions/{late['id']}/")
+        await asyncio.sleep(0)  # stop() marks the adapter as stopping before its first await
+        late = [fake.command_event("reindex", dm=True, user_id=ADMIN_ID), fake.command_event("reindex", dm=True)]
+        for event in late:
+            await fake.dispatch("INTERACTION_CREATE", event)
+        told = [(await fake.wait_for("POST", f"/interactions/{event['id']}/"))[0] for event in late]
+        release.set()
         await stopping
-    assert told.body["data"]["content"].startswith("Rolecall is restarting") and told.body["data"]["flags"] & 64
-    audited = {e.result: e.detail for e in bot.records.audit_entries()}
-    assert audited.keys() == {"allowed", "not_run"}  # the first one built on; the late one never ran
-    assert audited["not_run"] == "Rolecall was shutting down" and "added 13," in audited["allowed"]
+    for reply in told:
+        assert reply.body["data"]["content"].startswith("Rolecall is restarting") and reply.body["data"]["flags"] & 64
+    audited = sorted((e.result, e.detail) for e in bot.records.audit_entries())
+    assert [result for result, _ in audited] == ["allowed", "not_run", "not_run"]  # the first built on
+    assert "added 1," in audited[0][1]
+    assert [detail for _, detail in audited[1:]] == [
+        "Rolecall was shutting down",
+        "Rolecall was shutting down; not an admin either",
+    ]
 
 
 async def test_a_long_reindex_summary_keeps_every_skipped_file_and_its_reason(
