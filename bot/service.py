@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
     from index.qdrant_store import QdrantCandidates
 
+log = logging.getLogger(__name__)
 Notify = Callable[[str], None]
 
 
@@ -181,7 +183,9 @@ class RolecallService:
             if self.uses_qdrant:
                 self._open_qdrant()
             else:
-                self._install(self._open_index())
+                search_index = self._open_index()
+                self._install(search_index)
+                self._warn_if_built_elsewhere(search_index)
         except (IndexMissingError, IndexCorruptError, IndexIncompatibleError) as exc:
             if notify:
                 first = isinstance(exc, IndexMissingError) and not self.uses_qdrant
@@ -410,6 +414,18 @@ class RolecallService:
         """Release the Qdrant client this service opened (a local-mode folder admits one client at a time)."""
         if self._owns_qdrant_client and self._qdrant_client is not None:
             self._qdrant_client.close()
+
+    def _warn_if_built_elsewhere(self, search_index: SearchIndex) -> None:
+        """Warn when the index holds documents of folders this configuration does not read: it answers from
+        them now, and the next reindex (from chat, or a file watcher) removes them."""
+        configured = {str(folder.resolve()) for folder in self.config.knowledge_dirs}
+        others = sorted({r.root for r in search_index.manifest.documents if not r.skipped_reason} - configured)
+        if others:
+            message = (
+                f"the index in {self.config.index_dir} holds documents from {', '.join(others)}, not among the"
+                f" knowledge folders configured ({self._folders()}): the next reindex removes them"
+            )
+            log.warning("%s", message)
 
     def _folders(self) -> str:
         return ", ".join(str(p) for p in self.config.knowledge_dirs)

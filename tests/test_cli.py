@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -133,6 +134,23 @@ def test_reindexing_without_a_folder_the_index_was_built_from_says_its_documents
     note = f"  note: 3 documents indexed from {small_knowledge.resolve()} removed: it is not among this run's"
     assert note in out
     assert "passages, more than 1: answers are ranked without the word-by-word rerank" in out
+
+
+def test_asking_an_index_built_from_other_folders_warns_that_a_reindex_removes_them(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    other = write_docs(tmp_path / "other", {"notes.md": "# Notes\n\n## Pay\nPay is reviewed every spring.\n"})
+    index = ["--index", str(tmp_path / "idx")]
+    assert _run(["index", "--knowledge", str(other), *index], capsys)[0] == 0
+    with caplog.at_level(logging.WARNING):
+        assert _run(["ask", "when is pay reviewed?", "--knowledge", str(other), *index], capsys)[0] == 0
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # its own folders: nothing to say
+        code, out, _ = _run(["ask", "when is pay reviewed?", "--knowledge", str(small_knowledge), *index], capsys)
+    assert code == 0 and "spring" in out  # it still answers from what it holds
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"the index in {tmp_path / 'idx'} holds documents from {other.resolve()}, not among the knowledge folders"
+        f" configured ({small_knowledge}): the next reindex removes them"
+    ]
 
 
 def test_a_damaged_index_is_rebuilt_with_a_message(
