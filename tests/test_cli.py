@@ -120,13 +120,18 @@ def test_answers_read_from_a_pipe_each_follow_their_question(
     assert second.startswith("I don't know")
 
 
+def _notes_folder(tmp_path: Path) -> Path:
+    """A knowledge folder other than the test's small knowledge: one page of two sections."""
+    notes = "# Notes\n\n## Pay\nPay is reviewed every spring.\n\n## Leave\nLeave is booked a month ahead.\n"
+    return write_docs(tmp_path / "other", {"notes.md": notes})
+
+
 def test_reindexing_without_a_folder_the_index_was_built_from_says_its_documents_go(
     small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An index built with --knowledge A, reindexed without it (the configured folder), lost A's documents
     # with no word beyond the counts; so does an index too big for token vectors lose the rerank.
-    other = write_docs(tmp_path / "other", {"notes.md": "# Notes\n\n## Pay\nPay is reviewed every spring.\n\n## Leave\nLeave is booked a month ahead.\n"})
-    index = ["--index", str(tmp_path / "idx")]
+    other, index = _notes_folder(tmp_path), ["--index", str(tmp_path / "idx")]
     assert _run(["index", "--knowledge", str(small_knowledge), *index], capsys)[0] == 0
     monkeypatch.setattr(store, "TOKEN_VECTORS_MAX_PASSAGES", 1)
     code, out, _ = _run(["index", "--knowledge", str(other), *index], capsys)
@@ -139,8 +144,7 @@ def test_reindexing_without_a_folder_the_index_was_built_from_says_its_documents
 def test_asking_an_index_built_from_other_folders_warns_that_a_reindex_removes_them(
     small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    other = write_docs(tmp_path / "other", {"notes.md": "# Notes\n\n## Pay\nPay is reviewed every spring.\n"})
-    index = ["--index", str(tmp_path / "idx")]
+    other, index = _notes_folder(tmp_path), ["--index", str(tmp_path / "idx")]
     assert _run(["index", "--knowledge", str(other), *index], capsys)[0] == 0
     with caplog.at_level(logging.WARNING):
         assert _run(["ask", "when is pay reviewed?", "--knowledge", str(other), *index], capsys)[0] == 0

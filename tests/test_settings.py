@@ -12,6 +12,15 @@ from bot.settings import Settings, SettingsError, default_data_dir, load_setting
 from tests.conftest import REPO
 
 
+def _one_line_error(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> str:
+    """The SettingsError message for `variable=value`, checked to be one line that names the variable."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"invalid setting {variable}: ") and "\n" not in message
+    return message
+
 def test_defaults_for_the_operations_settings() -> None:
     settings = load_settings()
     assert settings.rate_limit == 10
@@ -79,12 +88,7 @@ def test_a_malformed_url_is_one_line_naming_it_without_its_password(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
     # These used to pass the settings and fail later with a traceback, or with the driver quoting the password.
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(SettingsError) as raised:
-        load_settings()
-    message = str(raised.value)
-    assert message.startswith(f"invalid setting {variable}: ") and "\n" not in message
-    assert "hunter2" not in message
+    assert "hunter2" not in _one_line_error(monkeypatch, variable, value)
 
 
 def test_the_main_job_is_serve_when_a_token_is_only_in_dot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,11 +136,7 @@ def test_an_infinite_file_size_limit_is_one_error_line(monkeypatch: pytest.Monke
 def test_a_malformed_admin_entry_is_one_line_naming_it_with_the_right_form(
     monkeypatch: pytest.MonkeyPatch, value: str, bad: str
 ) -> None:
-    monkeypatch.setenv("ROLECALL_ADMINS", value)
-    with pytest.raises(SettingsError) as raised:
-        load_settings()
-    message = str(raised.value)
-    assert message.startswith("invalid setting ROLECALL_ADMINS: ") and "\n" not in message
+    message = _one_line_error(monkeypatch, "ROLECALL_ADMINS", value)
     assert bad in message
     assert "slack:U0123ABCD" in message and "discord:123456789012345678" in message  # the form to write
 
@@ -159,11 +159,7 @@ def test_discord_id_lists_are_checked_when_the_settings_are_read(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, bad: str
 ) -> None:
     # They used to be checked only when the Discord adapter started (never without DISCORD_TOKEN).
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(SettingsError) as raised:
-        load_settings()
-    message = str(raised.value)
-    assert message.startswith(f"invalid setting {variable}: ") and "\n" not in message
+    message = _one_line_error(monkeypatch, variable, value)
     assert bad in message and "digits" in message
 
 
