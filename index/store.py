@@ -204,9 +204,14 @@ class IndexWriteError(RolecallError):
 
 
 def check_index_folder(index_dir: Path) -> None:
-    """A one-line error when the index folder's path names something else than a folder (a file, say)."""
-    if index_dir.exists() and not index_dir.is_dir():
-        raise RolecallError(f"the index folder {index_dir} is not a folder: point --index or ROLECALL_INDEX_DIR at a folder")
+    """A one-line error, before anything is read or built, when a file stands where the index folder or one
+    of its parents should be."""
+    in_the_way = next((p for p in (index_dir, *index_dir.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way is not None:
+        raise RolecallError(
+            f"cannot use the index folder {index_dir}: {in_the_way} is a file, not a folder"
+            " (point --index or ROLECALL_INDEX_DIR at a folder)"
+        )
 
 
 def current_version(index_dir: Path) -> Path | None:
