@@ -383,7 +383,10 @@ def _load_rows(path: Path) -> Vectors:
 def build_lock(index_dir: Path) -> Iterator[None]:
     """Hold the index's build lock; a second builder gets IndexBusyError at once.
 
-    A folder that cannot be created or written (permissions, a file in the way) is an IndexWriteError."""
+    A folder that cannot be created or written (permissions, a file in the way) is an IndexWriteError. A
+    folder this call created is removed again when no version was published in it (a first build that
+    failed leaves nothing behind)."""
+    created = not index_dir.exists()
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
         handle = open(index_dir / ".lock", "a+b")  # noqa: SIM115 - closed by the with below
@@ -405,6 +408,8 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            if created and not (index_dir / CURRENT_FILE).exists():
+                shutil.rmtree(index_dir, ignore_errors=True)  # its lock file and leftovers are all this build's
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -176,6 +176,7 @@ def test_expected_errors_are_one_line_without_traceback(
     *progress, error = err.splitlines()  # what it was doing ("scanning …"), then the one line that matters
     assert code == 2 and error.startswith("rolecall: error: no readable documents") and "Traceback" not in err
     assert all(not line.startswith("rolecall: error") for line in progress)
+    assert not (tmp_path / "idx").exists()  # a first build that failed leaves no empty index folder behind
     code, _, err = _run(
         ["index", "--knowledge", str(tmp_path / "missing"), "--index", str(tmp_path / "i2")], capsys
     )
