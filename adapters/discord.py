@@ -93,7 +93,9 @@ class DiscordConfig:
 
     def __post_init__(self) -> None:
         if self.shard_ids and not self.shard_count:
-            raise DiscordStartError("ROLECALL_DISCORD_SHARD_IDS needs ROLECALL_DISCORD_SHARD_COUNT (the total)")
+            raise DiscordStartError(
+                "ROLECALL_DISCORD_SHARD_IDS needs ROLECALL_DISCORD_SHARD_COUNT (the total)"
+            )
         if any(not 0 <= i < self.shard_count for i in self.shard_ids):
             raise DiscordStartError(
                 f"ROLECALL_DISCORD_SHARD_IDS must be between 0 and ROLECALL_DISCORD_SHARD_COUNT - 1 ({self.shard_count - 1})"
@@ -614,7 +616,9 @@ class DiscordAdapter:
             if not await self._defer(interaction):
                 return
             # known_roles may have to open the index: off the event loop
-            roles, topics = await asyncio.to_thread(lambda: (self.service.known_roles, self.service.known_topics))
+            roles, topics = await asyncio.to_thread(
+                lambda: (self.service.known_roles, self.service.known_topics)
+            )
             await interaction.followup.send(embed=roles_embed(roles, topics), allowed_mentions=NO_PINGS)
 
     async def reindex_command(self, interaction: discord.Interaction[Any]) -> None:

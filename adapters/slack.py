@@ -519,7 +519,9 @@ class SlackAdapter:
         if word in ("", "help"):
             await respond(text=self._help_text(), response_type="ephemeral")
         elif word == "roles":
-            roles, topics = await asyncio.to_thread(lambda: (self.service.known_roles, self.service.known_topics))
+            roles, topics = await asyncio.to_thread(
+                lambda: (self.service.known_roles, self.service.known_topics)
+            )
             listing = "\n".join(f"• {role}" for role in roles) or "none yet"
             message = f"I know about these roles:\n{listing}"
             if topics:

@@ -1,7 +1,7 @@
 """ONNX Runtime (fp32, and int8 for questions) against torch on one corpus: vectors, top-3 lists, query time.
 
-    python -m bench.backends eval/knowledge.jsonl
-    python -m bench.backends eval/handbook.jsonl --knowledge ../shared/corpora/tech-interview-handbook
+python -m bench.backends eval/knowledge.jsonl
+python -m bench.backends eval/handbook.jsonl --knowledge ../shared/corpora/tech-interview-handbook
 """
 
 from __future__ import annotations
@@ -48,14 +48,20 @@ def _query_p50_ms(
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("eval_file", type=Path)
     parser.add_argument("--knowledge", type=Path, action="append", help="corpus folder (default: bundled)")
-    parser.add_argument("--time-queries", type=Path, metavar="MODELS", help=argparse.SUPPRESS)  # the child's mode
+    parser.add_argument(
+        "--time-queries", type=Path, metavar="MODELS", help=argparse.SUPPRESS
+    )  # the child's mode
     args = parser.parse_args()
     settings = load_settings()
     questions = [
-        json.loads(line)["q"] for line in args.eval_file.read_text(encoding="utf-8").splitlines() if line.strip()
+        json.loads(line)["q"]
+        for line in args.eval_file.read_text(encoding="utf-8").splitlines()
+        if line.strip()
     ]
     spec = resolve_model(settings.model or None)
     if args.time_queries:
@@ -82,19 +88,34 @@ def main() -> None:
         built.open()
         passages = [p.text for p in SearchIndex.open(config.index_dir).passages]
         texts = questions + passages
-        difference = float(np.max(np.abs(torch_embedder.embed_documents(texts) - onnx["fp32"].embed_documents(texts))))
-        print(f"{len(texts)} texts, batched: max |torch - onnx| = {difference:.2e} (documents are always fp32)")
+        difference = float(
+            np.max(np.abs(torch_embedder.embed_documents(texts) - onnx["fp32"].embed_documents(texts)))
+        )
+        print(
+            f"{len(texts)} texts, batched: max |torch - onnx| = {difference:.2e} (documents are always fp32)"
+        )
         with_torch = built.ask_many(questions)
         exact = torch_embedder.embed_queries(questions)
         for precision, embedder in onnx.items():
             single = np.vstack([embedder.embed_queries([q]) for q in questions])
             gap = float(np.max(np.abs(exact - single)))
             cosine = float(np.min(np.sum(exact * single, axis=1)))
-            print(f"onnx {precision} questions, one at a time: max |torch - onnx| = {gap:.2e}, min cosine {cosine:.5f}")
+            print(
+                f"onnx {precision} questions, one at a time: max |torch - onnx| = {gap:.2e}, min cosine {cosine:.5f}"
+            )
             _compare(questions, with_torch, RolecallService(config, embedder).ask_many(questions))
         # timed in a child process: with torch loaded, ONNX Runtime runs about twice as slow here
-        child = [sys.executable, "-m", "bench.backends", str(args.eval_file), "--time-queries", str(Path(scratch) / "models")]
-        p50 = json.loads(subprocess.run(child, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        child = [
+            sys.executable,
+            "-m",
+            "bench.backends",
+            str(args.eval_file),
+            "--time-queries",
+            str(Path(scratch) / "models"),
+        ]
+        p50 = json.loads(
+            subprocess.run(child, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+        )
     print(
         "one question's ONNX embedding (3 passes each, in turn, in a process without torch), p50: "
         + ", ".join(f"{name} {ms:.2f} ms" for name, ms in p50.items())
@@ -109,7 +130,9 @@ def _compare(questions: list[str], with_torch: list[Answer], with_onnx: list[Ans
         top_b = [(h.passage, h.highlight) for h in b.hits]
         if top_a == top_b:
             same += 1
-            score_gap = max([score_gap, *(abs(x.score - y.score) for x, y in zip(a.hits, b.hits, strict=True))])
+            score_gap = max(
+                [score_gap, *(abs(x.score - y.score) for x, y in zip(a.hits, b.hits, strict=True))]
+            )
         else:
             print(f"  differs: {question}")
     print(

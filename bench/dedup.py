@@ -38,7 +38,9 @@ def main() -> None:
     print("| store | claims | p50 ms | p95 ms |")
     print("| --- | --- | --- | --- |")
     memory = SeenEvents()
-    print(row("in memory (per process, the baseline)", timings(lambda keys: memory.claim(*keys), args.events)))
+    print(
+        row("in memory (per process, the baseline)", timings(lambda keys: memory.claim(*keys), args.events))
+    )
     with tempfile.TemporaryDirectory() as scratch:
         sqlite = ClaimStore(Path(scratch) / "rolecall.sqlite3", SEEN_TTL_SECONDS)
         print(row("SQLite file (one host)", timings(sqlite.claim, args.events)))
@@ -53,7 +55,9 @@ def main() -> None:
         try:
             server.psql("CREATE DATABASE rolecall_bench;")
             postgres = ClaimStore(server.get_uri("rolecall_bench"), SEEN_TTL_SECONDS)
-            print(row("Postgres 16 (pgserver, Unix socket, same machine)", timings(postgres.claim, args.events)))
+            print(
+                row("Postgres 16 (pgserver, Unix socket, same machine)", timings(postgres.claim, args.events))
+            )
         finally:
             server.cleanup()
 

@@ -1,6 +1,6 @@
 """Answer quality of Rolecall against the naive pipeline on one corpus and one eval file, in one run.
 
-    python -m bench.quality --knowledge ../shared/corpora/seeds eval/seeds.jsonl
+python -m bench.quality --knowledge ../shared/corpora/seeds eval/seeds.jsonl
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from bot.settings import load_settings
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("eval_file", type=Path)
     parser.add_argument("--knowledge", type=Path, action="append", help="corpus folder (default: bundled)")
     parser.add_argument("--misses", action="store_true", help="list Rolecall's misses")
@@ -43,7 +45,9 @@ def main() -> None:
         rrf = evaluate(cases, rrf_service.ask_many)
         rrf_seconds = time.perf_counter() - started
     naive = NaivePipeline.build(list(folders))
-    theirs = evaluate(cases, lambda qs: [Answer(q, tuple(h)) for q, h in zip(qs, naive.search(qs), strict=True)])
+    theirs = evaluate(
+        cases, lambda qs: [Answer(q, tuple(h)) for q, h in zip(qs, naive.search(qs), strict=True)]
+    )
     print(f"eval file: {args.eval_file} over {', '.join(map(str, folders))}")
     _row("rolecall", ours, ours_seconds)
     _row("rrf", rrf, rrf_seconds)

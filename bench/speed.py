@@ -217,7 +217,11 @@ def _rolecall_embedder() -> Any:
 
     settings = load_settings()
     return create_embedder(
-        resolve_model(None), settings.embedder, settings.model_cache_dir, settings.threads, settings.query_precision
+        resolve_model(None),
+        settings.embedder,
+        settings.model_cache_dir,
+        settings.threads,
+        settings.query_precision,
     )
 
 
@@ -894,7 +898,10 @@ def corpus_copy(sources: Sequence[Path], target: Path) -> list[Path]:
 def text_documents(folders: Sequence[Path]) -> list[Path]:
     """The Markdown/text files of these folders (a line can be appended to them), in path order."""
     return sorted(
-        p for folder in folders for p in folder.rglob("*") if p.is_file() and p.suffix in {".md", ".mdx", ".txt"}
+        p
+        for folder in folders
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix in {".md", ".mdx", ".txt"}
     )
 
 
@@ -1027,8 +1034,20 @@ def run_pipelines(options: Options, runner: Runner) -> None:
             if math.isnan(rc["highlight_sentences"])
             else f"median {rc['highlight_sentences']:.0f} sentences per ask",
         ),
-        Row("serving peak RSS", "MB", rc["peak_rss"], nv_serve.peak_rss, "latency + concurrency, before the reindex"),
-        Row("serving RSS before an in-process reindex", "MB", rc["rss_before_reindex"], None, "same process, after the askers"),
+        Row(
+            "serving peak RSS",
+            "MB",
+            rc["peak_rss"],
+            nv_serve.peak_rss,
+            "latency + concurrency, before the reindex",
+        ),
+        Row(
+            "serving RSS before an in-process reindex",
+            "MB",
+            rc["rss_before_reindex"],
+            None,
+            "same process, after the askers",
+        ),
         Row(
             "  after it and one more ask",
             "MB",
@@ -1302,7 +1321,9 @@ def parse(argv: Sequence[str] | None) -> Options:
         " int8 on a CPU with VNNI or AMX, else fp32)",
     )
     parser.add_argument(
-        "--whole-ask-only", action="store_true", help="with --scale: only the whole-ask table, not the search one"
+        "--whole-ask-only",
+        action="store_true",
+        help="with --scale: only the whole-ask table, not the search one",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--payload", help=argparse.SUPPRESS)

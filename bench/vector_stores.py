@@ -38,7 +38,9 @@ STORES: dict[str, StoreMaker] = {
 }
 
 
-def _batches(passages: list[Passage], vectors: Vectors, size: int = 256) -> Iterator[tuple[list[Passage], Vectors]]:
+def _batches(
+    passages: list[Passage], vectors: Vectors, size: int = 256
+) -> Iterator[tuple[list[Passage], Vectors]]:
     for start in range(0, len(passages), size):
         yield passages[start : start + size], vectors[start : start + size]
 
@@ -66,9 +68,7 @@ def _measure(
     store.close()
     quantiles = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
     hit = f"{hits / judged:.2f}" if judged else "-"
-    return (
-        f"| {name} | {len(passages)} | {build:.2f} | {statistics.median(latencies):.2f} | {quantiles[18]:.2f} | {hit} |"
-    )
+    return f"| {name} | {len(passages)} | {build:.2f} | {statistics.median(latencies):.2f} | {quantiles[18]:.2f} | {hit} |"
 
 
 SERVICE_HEADER = (
@@ -125,7 +125,9 @@ def _service_row(
         searches.append((time.perf_counter() - started) * 1000)
     p95 = statistics.quantiles(latencies, n=20)[18] if len(latencies) > 1 else latencies[0]
     figures = result.figures()
-    judged = bool(figures["answerable"]) and not corpus.startswith("synthetic")  # random vectors: no right answer
+    judged = bool(figures["answerable"]) and not corpus.startswith(
+        "synthetic"
+    )  # random vectors: no right answer
     return (
         f"| {corpus} | {store} | {service.passage_count} | {'-' if build is None else f'{build:.1f}'}"
         f" | {'-' if publish_seconds is None else f'{publish_seconds:.1f}'}"
@@ -148,7 +150,9 @@ def service_rows(
     rows.append(_service_row(corpus, "faiss", faiss_service, cases, build, None, embedder))
     for label, client_path in (("qdrant :memory:", ""), ("qdrant local folder", str(root / "qdrant"))):
         client = open_client(path=client_path)
-        qdrant_service = RolecallService(_config(knowledge, root / "index", "qdrant"), embedder, qdrant_client=client)
+        qdrant_service = RolecallService(
+            _config(knowledge, root / "index", "qdrant"), embedder, qdrant_client=client
+        )
         started = time.perf_counter()
         qdrant_service.reindex()  # the folder is up to date: this is the publish into a new collection
         published = time.perf_counter() - started
@@ -190,7 +194,9 @@ def synthetic_rows(
     published = time.perf_counter() - started
     qdrant_service = RolecallService(_config(root, root / "unused", "qdrant"), embedder, qdrant_client=client)
     qdrant_service.open()
-    rows.append(_service_row(f"synthetic {size}", "qdrant :memory:", qdrant_service, cases, None, published, embedder))
+    rows.append(
+        _service_row(f"synthetic {size}", "qdrant :memory:", qdrant_service, cases, None, published, embedder)
+    )
     client.close()
     return rows
 
@@ -200,17 +206,23 @@ def main() -> None:
     parser.add_argument("--knowledge", type=Path, default=Path("knowledge"))
     parser.add_argument("--questions", type=Path, default=Path("eval/knowledge.jsonl"))
     parser.add_argument("--synthetic", type=int, action="append", default=[], help="also N random passages")
-    parser.add_argument("--corpus", type=Path, help="also answer through the service over this knowledge folder")
+    parser.add_argument(
+        "--corpus", type=Path, help="also answer through the service over this knowledge folder"
+    )
     parser.add_argument("--corpus-questions", type=Path, default=Path("eval/handbook.jsonl"))
     parser.add_argument(
         "--service-synthetic", type=int, action="append", default=[], help="whole asks over N random passages"
     )
-    parser.add_argument("--synthetic-questions", type=int, default=5, help="questions asked at synthetic scale")
+    parser.add_argument(
+        "--synthetic-questions", type=int, default=5, help="questions asked at synthetic scale"
+    )
     parser.add_argument("--skip-store-tables", action="store_true", help="only the service-level tables")
     args = parser.parse_args()
 
     embedder = SentenceTransformerEmbedder(resolve_model(None))
-    print("Whole asks through RolecallService (embed + candidates + ranking + highlight), Qdrant in local mode")
+    print(
+        "Whole asks through RolecallService (embed + candidates + ranking + highlight), Qdrant in local mode"
+    )
     print("(pure-Python brute force, not the server); the machine may be shared: figures are noisy.\n")
     print(SERVICE_HEADER)
     with tempfile.TemporaryDirectory() as scratch:
@@ -250,7 +262,9 @@ def store_tables(
             (row["q"], vector, [] if row.get("abstain") else list(row.get("sources", [])))
             for row, vector in zip(rows, vectors, strict=True)
         ]
-        print(f"Stores alone. {knowledge}: {len(opened.passages)} passages, {len(questions)} questions\n\n{header}")
+        print(
+            f"Stores alone. {knowledge}: {len(opened.passages)} passages, {len(questions)} questions\n\n{header}"
+        )
         for index, name in enumerate(STORES):
             folder = root / f"run{index}"
             folder.mkdir()
@@ -264,11 +278,22 @@ def store_tables(
                 Passage(f"synthetic-{i}.md", "Synthetic", "Synthetic", " ".join(rng.choice(words, 60)))
                 for i in range(size)
             ]
-            print(f"\nsynthetic: {size} random passages (60 words from the knowledge, random unit vectors)\n\n{header}")
+            print(
+                f"\nsynthetic: {size} random passages (60 words from the knowledge, random unit vectors)\n\n{header}"
+            )
             for index, name in enumerate(STORES):
                 folder = root / f"synthetic{size}-{index}"
                 folder.mkdir()
-                print(_measure(name, folder, embedder.model_id, fake, synthetic, [(q, v, []) for q, v, _ in questions]))
+                print(
+                    _measure(
+                        name,
+                        folder,
+                        embedder.model_id,
+                        fake,
+                        synthetic,
+                        [(q, v, []) for q, v, _ in questions],
+                    )
+                )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ class AdminActions:
 
     async def decline_reindex(self, platform: str, user_id: str, reason: str) -> None:
         """Audit a reindex request the bot turned away before any check (it was shutting down): nothing ran."""
-        await asyncio.to_thread(self.records.record_admin_action, platform, user_id, "reindex", "not_run", reason)
+        await asyncio.to_thread(
+            self.records.record_admin_action, platform, user_id, "reindex", "not_run", reason
+        )
 
     def _reindex_and_audit(
         self, platform: str, user_id: str, platform_admin: bool, asked_at: str

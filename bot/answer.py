@@ -90,7 +90,7 @@ class Answer:
             return "You're welcome! Ask me another career question any time."
         known = self._what_i_know()
         if is_greeting(self.question):
-            example = f" (e.g. \"What does a {self.known_roles[0]} earn?\")" if self.known_roles else ""
+            example = f' (e.g. "What does a {self.known_roles[0]} earn?")' if self.known_roles else ""
             return f"Hi! I answer career questions{example} with passages from my documents, each with its source. {known}"
         ask_about = (
             "Ask about responsibilities, skills, tools, education, pay, where the jobs are, "

@@ -106,7 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="answer one question, or one per line from stdin with '-'")
     ask.add_argument("question", help="the question, or '-' to read questions from stdin")
     ask.add_argument(
-        "-k", type=_whole_number(1, MAX_K), default=None, metavar="N", help=f"passages to return, 1 to {MAX_K} (default: ROLECALL_TOP_K, 3 unless set)"
+        "-k",
+        type=_whole_number(1, MAX_K),
+        default=None,
+        metavar="N",
+        help=f"passages to return, 1 to {MAX_K} (default: ROLECALL_TOP_K, 3 unless set)",
     )
     ask.add_argument("--json", action="store_true", help="one JSON object per question")
     with_locations(ask)
@@ -116,11 +120,15 @@ def _parser() -> argparse.ArgumentParser:
     with_locations(chat)
     chat.set_defaults(handler=_cmd_chat)
 
-    evaluation = commands.add_parser("eval", help="hit@1, hit@3, MRR (per passage and per document) and abstention over a JSONL file")
+    evaluation = commands.add_parser(
+        "eval", help="hit@1, hit@3, MRR (per passage and per document) and abstention over a JSONL file"
+    )
     evaluation.add_argument("file", type=_path)
     evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluation.add_argument(
-        "--misses", action="store_true", help="list the questions not answered in the top 3, with what was shown first"
+        "--misses",
+        action="store_true",
+        help="list the questions not answered in the top 3, with what was shown first",
     )
     with_locations(evaluation)
     evaluation.set_defaults(handler=_cmd_eval)
@@ -131,11 +139,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_cmd_serve)
 
     feedback = commands.add_parser("feedback", help="print the stored 👍/👎 votes as a table")
-    feedback.add_argument("--last", type=_whole_number(1), default=None, metavar="N", help="only the N most recent")
+    feedback.add_argument(
+        "--last", type=_whole_number(1), default=None, metavar="N", help="only the N most recent"
+    )
     feedback.set_defaults(handler=_cmd_feedback)
 
     audit = commands.add_parser("audit", help="print the audited admin actions as a table")
-    audit.add_argument("--last", type=_whole_number(1), default=None, metavar="N", help="only the N most recent")
+    audit.add_argument(
+        "--last", type=_whole_number(1), default=None, metavar="N", help="only the N most recent"
+    )
     audit.set_defaults(handler=_cmd_audit)
     return parser
 
@@ -207,7 +219,9 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         questions = _stdin_questions()
         first = next(questions, None)
         if first is None:
-            raise RolecallError("no question on stdin: one per line, e.g. echo \"what does an SRE do?\" | rolecall ask -")
+            raise RolecallError(
+                'no question on stdin: one per line, e.g. echo "what does an SRE do?" | rolecall ask -'
+            )
         questions = itertools.chain([first], questions)
     else:
         question = _clean(args.question)
@@ -241,13 +255,17 @@ def _cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     cases = read_cases(args.file)
     if not cases:
-        raise RolecallError(f"no questions in eval file {args.file}: one JSON object per line, as in eval/README.md")
+        raise RolecallError(
+            f"no questions in eval file {args.file}: one JSON object per line, as in eval/README.md"
+        )
     service = _opened(args, settings)
     indexed = {document.source for document in service.retriever.index.documents}
     unknown = sorted({source for case in cases for source in case.sources} - indexed)
     if unknown:  # a typo or another corpus: every question naming only these is a miss
         shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        _say(f"warning: {args.file} names sources that are not in the index, so their questions count as misses: {shown}")
+        _say(
+            f"warning: {args.file} names sources that are not in the index, so their questions count as misses: {shown}"
+        )
     result = evaluate(cases, service.ask_many)
     if args.json:
         print(json.dumps(result.figures()))

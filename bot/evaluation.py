@@ -155,7 +155,9 @@ def evaluate(cases: Sequence[EvalCase], ask_many: Callable[[list[str]], list[Ans
         result.hit1 += rank == 1
         result.hit3 += rank > 0
         result.reciprocal_rank += 1.0 / rank if rank else 0.0
-        document_rank = next((i for i, hit in enumerate(answer.hits[:3], start=1) if case.matches_document(hit)), 0)
+        document_rank = next(
+            (i for i, hit in enumerate(answer.hits[:3], start=1) if case.matches_document(hit)), 0
+        )
         result.document_hit1 += document_rank == 1
         result.document_hit3 += document_rank > 0
         if not rank:
@@ -166,7 +168,9 @@ def evaluate(cases: Sequence[EvalCase], ask_many: Callable[[list[str]], list[Ans
 
 def _miss(case: EvalCase, answer: Answer) -> str:
     """'question -> shown first: source > section (wanted: sources)', for reading misses."""
-    shown = f"{answer.hits[0].passage.source} > {answer.hits[0].passage.section}" if answer.hits else "refused"
+    shown = (
+        f"{answer.hits[0].passage.source} > {answer.hits[0].passage.section}" if answer.hits else "refused"
+    )
     return f"{case.question} -> shown first: {shown} (wanted: {', '.join(case.sources) or 'any source'})"
 
 

@@ -77,7 +77,9 @@ def check_database_url(url: str) -> str:
             raise ValueError("the database URL's port is not a number from 0 to 65535") from None
         if parts.password and _BAD_ESCAPE.search(parts.password):
             # the driver would fail on every write, quoting the password in its error
-            raise ValueError("the database URL's password has a '%' that is not a %XX escape; write '%' as %25")
+            raise ValueError(
+                "the database URL's password has a '%' that is not a %XX escape; write '%' as %25"
+            )
         return url
     raise ValueError(f"unsupported database URL; supported: {SUPPORTED_URLS}")
 
@@ -139,7 +141,9 @@ class Database:
         """`text` (a driver's error, say) on one line, with the URL's password replaced by ***, as typed or
         decoded (psycopg's "connection refused" runs over two lines, "\tIs the server running…" the second)."""
         password = urllib.parse.urlsplit(self._url).password if self._url else None
-        for secret in sorted({password, urllib.parse.unquote(password)} if password else set(), key=len, reverse=True):
+        for secret in sorted(
+            {password, urllib.parse.unquote(password)} if password else set(), key=len, reverse=True
+        ):
             text = text.replace(secret, "***")
         return " ".join(text.split())
 
@@ -254,7 +258,9 @@ class RecordStore:
             return True
         except self.database.errors as exc:
             log.error(
-                "could not write to the record store %s: %s", self.database.describe(), self.database.redact(str(exc))
+                "could not write to the record store %s: %s",
+                self.database.describe(),
+                self.database.redact(str(exc)),
             )
             return False
 

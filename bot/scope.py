@@ -55,5 +55,9 @@ class OccupationScope:
 def default_scope() -> OccupationScope:
     """The scope shipped in bot/scope.json."""
     data = json.loads(SCOPE_FILE.read_text(encoding="utf-8"))
-    other = [*data["other_occupations"], *data.get("other_subjects", []), *data.get("other_walks_of_life", [])]
+    other = [
+        *data["other_occupations"],
+        *data.get("other_subjects", []),
+        *data.get("other_walks_of_life", []),
+    ]
     return OccupationScope(other, data["field_words"], data.get("change_words", ()))

@@ -69,13 +69,19 @@ class ServiceConfig:
     top_k: int
     min_score: float
     max_file_bytes: int
-    support_score: float = 0.30  # below the floor, a passage of the top k still shows after those that clear it
+    support_score: float = (
+        0.30  # below the floor, a passage of the top k still shows after those that clear it
+    )
     fusion: Fusion = "weighted"  # "rrf" only to measure reciprocal rank fusion against it (bench/quality.py)
     model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
     embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
-    query_precision: QueryPrecision = "fp32"  # ONNX: questions through the exact model, the int8 copy ("int8"), or by CPU
+    query_precision: QueryPrecision = (
+        "fp32"  # ONNX: questions through the exact model, the int8 copy ("int8"), or by CPU
+    )
     threads: int = 0  # inference threads; 0: every CPU this process may use
-    vector_store: Literal["faiss", "qdrant"] = "faiss"  # qdrant: answer from the engine, publish reindexes there
+    vector_store: Literal["faiss", "qdrant"] = (
+        "faiss"  # qdrant: answer from the engine, publish reindexes there
+    )
     qdrant_url: str = ""  # a Qdrant server; else qdrant_path (local mode), else memory
     qdrant_path: Path | None = None
     qdrant_api_key: str = field(default="", repr=False)
@@ -220,7 +226,9 @@ class RolecallService:
                 return
             except ReindexBusyError:
                 continue
-        raise ReindexBusyError(f"{reason}; still no index after waiting {10 * self.config.reindex_lease_seconds} s")
+        raise ReindexBusyError(
+            f"{reason}; still no index after waiting {10 * self.config.reindex_lease_seconds} s"
+        )
 
     def _open_index(self) -> SearchIndex:
         search_index = SearchIndex.open(self.config.index_dir)
@@ -294,7 +302,9 @@ class RolecallService:
         ):
             notes = (cut_note(len(question), len(original), MAX_QUESTION_CHARS),) if was_cut else ()
             normalised = normalise(question)
-            if is_greeting(question) or is_thanks(question):  # rendered as how to use the bot, or you're welcome
+            if is_greeting(question) or is_thanks(
+                question
+            ):  # rendered as how to use the bot, or you're welcome
                 answers.append(Answer(question, (), roles, notes, topics))
                 continue
             # a role the asker is leaving, and the field words in its name, do not bring the question into
@@ -334,7 +344,10 @@ class RolecallService:
         it are shown.
         """
         clears = [
-            h.score >= self.config.min_score or h.exact or (h.rare_term and h.role_named) or _holds_the_question(h)
+            h.score >= self.config.min_score
+            or h.exact
+            or (h.rare_term and h.role_named)
+            or _holds_the_question(h)
             for h in hits
         ]
         if not any(clears):
@@ -343,7 +356,9 @@ class RolecallService:
         relevant = [h for h, ok in zip(hits, clears, strict=True) if ok]
         if any(h.exact for h in relevant):
             return tuple(relevant)  # a figure or acronym was asked for: passages without it do not support
-        supporting = [h for h, ok in zip(hits, clears, strict=True) if not ok and h.score >= self.config.support_score]
+        supporting = [
+            h for h, ok in zip(hits, clears, strict=True) if not ok and h.score >= self.config.support_score
+        ]
         return tuple(relevant + supporting)
 
     # -- writing -----------------------------------------------------------------------------
@@ -364,7 +379,9 @@ class RolecallService:
                     if report.wrote_new_version:  # else the live index stays; a first ask opens it lazily
                         self._install(self._open_index())
             except IndexBusyError as exc:
-                result = "busy"  # another process is building this index folder, or another replica publishing
+                result = (
+                    "busy"  # another process is building this index folder, or another replica publishing
+                )
                 raise ReindexBusyError(str(exc)) from exc
             result = "ok"
             return report
@@ -401,10 +418,15 @@ class RolecallService:
             live = live_collection(client, lease.alias)
             metadata = (client.get_collection(live).config.metadata or {}) if live else {}
             published = (metadata.get("model_id"), metadata.get("fingerprint"))
-            if report.wrote_new_version or published != (self.spec.model_id, search_index.manifest.fingerprint):
+            if report.wrote_new_version or published != (
+                self.spec.model_id,
+                search_index.manifest.fingerprint,
+            ):
                 if progress:
                     progress(f"publishing {len(search_index)} passages to Qdrant")
-                store = QdrantVectorStore(client, self.spec.model_id, search_index.manifest.dimension, owns_client=False)
+                store = QdrantVectorStore(
+                    client, self.spec.model_id, search_index.manifest.dimension, owns_client=False
+                )
                 publish_index(store, search_index, lease.confirm)
                 report.wrote_new_version = True
         self._open_qdrant()
@@ -419,7 +441,9 @@ class RolecallService:
         """Warn when the index holds documents of folders this configuration does not read: it answers from
         them now, and the next reindex (from chat, or a file watcher) removes them."""
         configured = {str(folder.resolve()) for folder in self.config.knowledge_dirs}
-        others = sorted({r.root for r in search_index.manifest.documents if not r.skipped_reason} - configured)
+        others = sorted(
+            {r.root for r in search_index.manifest.documents if not r.skipped_reason} - configured
+        )
         if others:
             message = (
                 f"the index in {self.config.index_dir} holds documents from {', '.join(others)}, not among the"

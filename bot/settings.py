@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     """Every knob of Rolecall. Environment variable names are given by each field's alias."""
 
     # allow_inf_nan=False: `nan` would slip past every bound (each comparison with it is false).
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True, allow_inf_nan=False)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, allow_inf_nan=False
+    )
 
     data_dir: Path = Field(
         default_factory=default_data_dir,
@@ -77,7 +79,11 @@ class Settings(BaseSettings):
         " CPU has VNNI or AMX, else fp32. Documents are always embedded in fp32",
     )
     threads: int = Field(
-        default=0, ge=0, le=256, alias="ROLECALL_THREADS", description="inference threads; 0: every CPU we may use"
+        default=0,
+        ge=0,
+        le=256,
+        alias="ROLECALL_THREADS",
+        description="inference threads; 0: every CPU we may use",
     )
     top_k: int = Field(
         default=3, ge=1, le=10, alias="ROLECALL_TOP_K", description="passages per answer (1–10)"
@@ -385,7 +391,9 @@ class Settings(BaseSettings):
     def discord_admin_servers(self) -> frozenset[int]:
         """Servers whose Manage Server members count as admins (none by default: a public bot can be
         added to anyone's server, where its adder has Manage Server)."""
-        return frozenset(int(item) for item in _split_list(self.discord_admin_servers_list))  # digits: checked
+        return frozenset(
+            int(item) for item in _split_list(self.discord_admin_servers_list)
+        )  # digits: checked
 
     @property
     def discord_shard_ids(self) -> tuple[int, ...]:
@@ -435,7 +443,9 @@ def unknown_settings(env_file: object = Settings.model_config.get("env_file")) -
     likely intended one when it is close; names only, never values (they may be secrets)."""
     from dotenv import dotenv_values
 
-    known = {(field.alias or name).upper(): field.alias or name for name, field in Settings.model_fields.items()}
+    known = {
+        (field.alias or name).upper(): field.alias or name for name, field in Settings.model_fields.items()
+    }
     by_suffix = {alias.removeprefix(PREFIX): alias for alias in known.values()}
     found = {name: "" for name in os.environ}
     if isinstance(env_file, (str, Path)) and str(env_file) and Path(env_file).is_file():

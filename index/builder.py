@@ -21,7 +21,9 @@ from index.store import DocumentRecord, Manifest
 from index.terms import TERMS_FILE, default_normaliser
 from index.types import Document, Passage, SkippedFile
 
-CHUNKING_VERSION = "sentences-v4"  # v2: highlight sentences embedded at build time; v3: passages keep their line starts;
+CHUNKING_VERSION = (
+    "sentences-v4"  # v2: highlight sentences embedded at build time; v3: passages keep their line starts;
+)
 # v4: Chinese and Japanese full stops end sentences, runs without spaces are cut to fit, unreadable runs left out
 TARGET_TOKENS = 220
 OVERLAP_SENTENCES = 1
@@ -110,19 +112,28 @@ def build_index(
                 # A skipped file is read again every time: what made it unreadable may have been fixed.
                 loaded = load_file(path, root, max_bytes)
                 if isinstance(loaded, SkippedFile):
-                    if indexed is not None:  # unreadable now (half-saved, a permission): keep what was indexed
+                    if (
+                        indexed is not None
+                    ):  # unreadable now (half-saved, a permission): keep what was indexed
                         kept_records.append(indexed)
                         report.skipped.append(
                             SkippedFile(source, f"{loaded.reason}; the version indexed before is kept")
                         )
                         continue
-                    kept_records.append(DocumentRecord(source, root_key, digest or "", skipped_reason=loaded.reason))
+                    kept_records.append(
+                        DocumentRecord(source, root_key, digest or "", skipped_reason=loaded.reason)
+                    )
                     # A folder that cannot be listed now: what was indexed from it stays, as for a file.
-                    inside = _indexed_inside(old_records.values(), root_key, source) if _is_folder(path) else []
+                    inside = (
+                        _indexed_inside(old_records.values(), root_key, source) if _is_folder(path) else []
+                    )
                     kept_records.extend(inside)
                     seen_sources.update((r.source, str(root)) for r in inside)
                     report.skipped.append(
-                        SkippedFile(source, f"{loaded.reason}; {_count(len(inside), 'document')} indexed from it before kept")
+                        SkippedFile(
+                            source,
+                            f"{loaded.reason}; {_count(len(inside), 'document')} indexed from it before kept",
+                        )
                         if inside
                         else loaded
                     )
@@ -356,7 +367,9 @@ def _assemble(
     previous: store.StoredIndex | None,
     dimension: int,
     with_tokens: bool,
-) -> tuple[list[DocumentRecord], list[Passage], np.ndarray, np.ndarray, np.ndarray, list[TokenVectors] | None]:
+) -> tuple[
+    list[DocumentRecord], list[Passage], np.ndarray, np.ndarray, np.ndarray, list[TokenVectors] | None
+]:
     """Lay documents out in scan order: new and changed ones from `new` (in `fresh` order), unchanged
     ones from the previous version, where a kept record still holds its place.
 

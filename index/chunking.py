@@ -9,7 +9,32 @@ from index.types import Document, Passage
 
 SECTION_SEPARATOR = " > "
 _ABBREVIATIONS = frozenset(
-    ["e.g", "i.e", "etc", "vs", "sr", "jr", "mr", "mrs", "ms", "dr", "st", "no", "approx", "inc", "ltd", "co", "u.s", "u.k", "a.k.a", "ph.d", "b.s", "m.s", "fig", "esp"]
+    [
+        "e.g",
+        "i.e",
+        "etc",
+        "vs",
+        "sr",
+        "jr",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "no",
+        "approx",
+        "inc",
+        "ltd",
+        "co",
+        "u.s",
+        "u.k",
+        "a.k.a",
+        "ph.d",
+        "b.s",
+        "m.s",
+        "fig",
+        "esp",
+    ]
 )
 _SENTENCE_END = re.compile(
     r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9$£€])"  # ". The", "?) 2"
@@ -28,7 +53,11 @@ def split_sentences(text: str) -> list[str]:
 
 def _sentences_and_line_starts(text: str) -> list[tuple[str, bool]]:
     """split_sentences, each with whether it begins a line (a paragraph, list item or table row)."""
-    return [(sentence, i == 0) for line in _logical_lines(text) for i, sentence in enumerate(_line_sentences(line))]
+    return [
+        (sentence, i == 0)
+        for line in _logical_lines(text)
+        for i, sentence in enumerate(_line_sentences(line))
+    ]
 
 
 def _line_sentences(line: str) -> list[str]:
@@ -194,8 +223,14 @@ _MAX_CHARS_PER_PIECE = 20  # bisect over at most this many characters per word p
 def _cut_word(word: str, count_tokens: Callable[[str], int], budget: int) -> list[str]:
     """A run without spaces (Chinese or Japanese text, say) in pieces of at most `budget` word pieces."""
     pieces: list[str] = []
-    while count_tokens(word[: budget * _MAX_CHARS_PER_PIECE]) > budget or len(word) > budget * _MAX_CHARS_PER_PIECE:
-        low, high = 1, min(len(word), budget * _MAX_CHARS_PER_PIECE)  # the longest prefix that fits, by bisection
+    while (
+        count_tokens(word[: budget * _MAX_CHARS_PER_PIECE]) > budget
+        or len(word) > budget * _MAX_CHARS_PER_PIECE
+    ):
+        low, high = (
+            1,
+            min(len(word), budget * _MAX_CHARS_PER_PIECE),
+        )  # the longest prefix that fits, by bisection
         while low < high:
             middle = (low + high + 1) // 2
             if count_tokens(word[:middle]) <= budget:

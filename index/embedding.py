@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 Vectors = npt.NDArray[np.float32]
 TokenVectors = npt.NDArray[np.float32]  # one unit vector per word piece of a text, [CLS] and [SEP] left out
 QueryPrecision = Literal["auto", "int8", "fp32"]  # the ONNX graph questions go through; auto: by the CPU
-INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # x86 int8 dot products the int8 graph needs
+INT8_DOT_FLAGS = frozenset(
+    {"avx512_vnni", "avx_vnni", "amx_int8"}
+)  # x86 int8 dot products the int8 graph needs
 
 PACKAGED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MAX_TOKENS = 256  # all-MiniLM-L6-v2 keeps 256 word pieces and drops the rest
@@ -155,8 +157,10 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
-def resolve_query_precision(requested: QueryPrecision, flags: frozenset[str] | None = None) -> Literal["int8", "fp32"]:
-    """"auto" means int8 only on a CPU with int8 dot-product instructions (VNNI or AMX), else fp32.
+def resolve_query_precision(
+    requested: QueryPrecision, flags: frozenset[str] | None = None
+) -> Literal["int8", "fp32"]:
+    """ "auto" means int8 only on a CPU with int8 dot-product instructions (VNNI or AMX), else fp32.
 
     The int8 graph (MatMulNBits) took 0.83x the fp32 query time on an Intel CPU with AVX-512 VNNI and
     AMX, and 1.7x on an AMD EPYC with AVX2 alone (bench/README.md), so without those instructions it
@@ -185,9 +189,45 @@ def create_embedder(
 # Word pieces of a question that carry no meaning of their own, left out of its token vectors.
 QUESTION_STOP_WORDS = frozenset(
     {
-        "the", "a", "an", "is", "are", "to", "of", "for", "in", "on", "and", "or", "do", "does", "i", "my", "me",
-        "what", "how", "can", "should", "it", "be", "with", "at", "as", "by", "from", "this", "that", "which",
-        "who", "when", "where", "why", "you", "your", "there", "their",
+        "the",
+        "a",
+        "an",
+        "is",
+        "are",
+        "to",
+        "of",
+        "for",
+        "in",
+        "on",
+        "and",
+        "or",
+        "do",
+        "does",
+        "i",
+        "my",
+        "me",
+        "what",
+        "how",
+        "can",
+        "should",
+        "it",
+        "be",
+        "with",
+        "at",
+        "as",
+        "by",
+        "from",
+        "this",
+        "that",
+        "which",
+        "who",
+        "when",
+        "where",
+        "why",
+        "you",
+        "your",
+        "there",
+        "their",
     }
 )
 
@@ -226,7 +266,9 @@ def unit_token_rows(hidden: npt.NDArray[Any], pieces: Sequence[str], drop_stop_w
     """One text's token vectors: the model's outputs for its word pieces (`pieces`, [CLS] and [SEP]
     included, padding not), without [CLS] and [SEP] and, for a question, its stop words; unit length."""
     inner = range(1, max(1, len(pieces) - 1))
-    keep = [i for i in inner if not (drop_stop_words and pieces[i] in QUESTION_STOP_WORDS)] or list(inner) or [0]
+    keep = (
+        [i for i in inner if not (drop_stop_words and pieces[i] in QUESTION_STOP_WORDS)] or list(inner) or [0]
+    )
     rows = np.asarray(hidden[keep], dtype=np.float32)
     rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
     return rows
@@ -295,7 +337,9 @@ class SentenceTransformerEmbedder:
         tokenizer = model.tokenizer
         ids = tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)["input_ids"]
         return [
-            unit_token_rows(output.float().cpu().numpy(), tokenizer.convert_ids_to_tokens(row), drop_stop_words)
+            unit_token_rows(
+                output.float().cpu().numpy(), tokenizer.convert_ids_to_tokens(row), drop_stop_words
+            )
             for output, row in zip(outputs, ids, strict=True)
         ]
 

@@ -13,7 +13,74 @@ import numpy.typing as npt
 
 _TOKEN = re.compile(r"\$?\d+(?:[.,]\d+)*k?|[a-z][a-z0-9]*(?:\+\+|#)?")
 _STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "do", "does", "did", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "our", "so", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "about", "should", "much", "many", "any", "some"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "but",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "did",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "about",
+        "should",
+        "much",
+        "many",
+        "any",
+        "some",
+    ]
 )
 
 
@@ -85,7 +152,12 @@ class KeywordIndex:
         retriever.index((ids, vocabulary), show_progress=False)
         scores = retriever.scores
         return cls(
-            dict(retriever.vocab_dict), scores["data"], scores["indices"], scores["indptr"], len(texts), retriever
+            dict(retriever.vocab_dict),
+            scores["data"],
+            scores["indices"],
+            scores["indptr"],
+            len(texts),
+            retriever,
         )
 
     def save(self, folder: Path) -> None:

@@ -35,11 +35,15 @@ from index.memory import return_free_memory
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 2  # bump when the exported graph changes; a new cache file is then written (2: fused attention)
+EXPORT_VERSION = (
+    2  # bump when the exported graph changes; a new cache file is then written (2: fused attention)
+)
 ONNX_FILE = "model.onnx"
 OPSET = 17
 BATCH_SIZE = 32
-BATCH_TOKENS = 2048  # padded tokens per batch: long passages go 8 at a time; 4096 took as long, with ~50 MB more peak
+BATCH_TOKENS = (
+    2048  # padded tokens per batch: long passages go 8 at a time; 4096 took as long, with ~50 MB more peak
+)
 EXPORT_TOLERANCE = 1e-4  # largest difference from the torch model accepted for the exported graph
 QUERY_ONNX_FILE = "model-query-int8-b32.onnx"  # the query graph; rename when quantise_for_queries changes
 QUANT_BLOCK = 32  # weights that share one scale, along each output's inputs
@@ -67,7 +71,9 @@ def _mean_pooling_model(local: Path) -> bool:
         return False
     pooling = json.loads((local / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
     return bool(pooling.get("pooling_mode_mean_tokens")) and not any(
-        value for key, value in pooling.items() if key.startswith("pooling_mode_") and key != "pooling_mode_mean_tokens"
+        value
+        for key, value in pooling.items()
+        if key.startswith("pooling_mode_") and key != "pooling_mode_mean_tokens"
     )
 
 
@@ -75,7 +81,9 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
     """Export the model's transformer to ONNX (TorchScript exporter), check it against torch, cache it."""
     local = spec.local_dir
     if local is None or not (local / "modules.json").is_file() or not _mean_pooling_model(local):
-        raise ModelLoadError(f"model '{spec.model_id}' is not a local mean-pooling sentence-transformers folder")
+        raise ModelLoadError(
+            f"model '{spec.model_id}' is not a local mean-pooling sentence-transformers folder"
+        )
     import onnxruntime as ort
     import torch
 
@@ -189,7 +197,10 @@ def quantise_for_queries(source: Path, target: Path, tokenizer: Any) -> None:
             quantised_names.add(weight.name)
             codes, scales = _block_int8(numpy_helper.to_array(weight).astype(np.float32))
             model.graph.initializer.extend(
-                [numpy_helper.from_array(codes, weight.name + "_Q8"), numpy_helper.from_array(scales, weight.name + "_scales")]
+                [
+                    numpy_helper.from_array(codes, weight.name + "_Q8"),
+                    numpy_helper.from_array(scales, weight.name + "_scales"),
+                ]
             )
         nodes.append(
             helper.make_node(
@@ -277,7 +288,9 @@ class OnnxEmbedder:
         batch_size: int = BATCH_SIZE,
         query_precision: QueryPrecision = "fp32",
     ) -> None:
-        self.model_id = spec.model_id  # same document vectors as the torch model, so indexes are interchangeable
+        self.model_id = (
+            spec.model_id
+        )  # same document vectors as the torch model, so indexes are interchangeable
         self._spec = spec
         self._path = onnx_model_path(spec, cache_dir)
         int8 = resolve_query_precision(query_precision) == "int8"
@@ -332,7 +345,9 @@ class OnnxEmbedder:
                     self._query_path = path = self._path
             return _session(path, self._threads)
         except Exception as exc:  # noqa: BLE001 - any export or runtime failure means: use torch
-            log.warning("ONNX Runtime unavailable for %s (%s); using sentence-transformers", self.model_id, exc)
+            log.warning(
+                "ONNX Runtime unavailable for %s (%s); using sentence-transformers", self.model_id, exc
+            )
             self._fallback = SentenceTransformerEmbedder(self._spec, threads=self._threads)
             return None
 
@@ -393,7 +408,11 @@ class OnnxEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32), []
         tokens: list[TokenVectors | None] = [None] * min(tokens_of, len(texts))
-        encodings = self._tokenizer.encode_batch(list(texts)) if len(texts) > 1 else [self._tokenizer.encode(texts[0])]
+        encodings = (
+            self._tokenizer.encode_batch(list(texts))
+            if len(texts) > 1
+            else [self._tokenizer.encode(texts[0])]
+        )
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids), reverse=True)
         out: Vectors | None = None
         start = 0

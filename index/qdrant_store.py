@@ -35,7 +35,9 @@ DEFAULT_ALIAS = "rolecall"
 DENSE = "dense"
 SPARSE = "keywords"
 SENTENCES = "sentences"  # a multivector: one row per highlight sentence (chunking.passage_sentences)
-TOKENS = "tokens"  # a multivector: the passage's word-piece vectors for the token rerank (when the index has them)
+TOKENS = (
+    "tokens"  # a multivector: the passage's word-piece vectors for the token rerank (when the index has them)
+)
 KEEP_VERSIONS = 2  # the live collection and the one before it (for a rollback); older ones are dropped
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so both stores score keywords alike
 PREFETCH = 40  # candidates each of dense and sparse search hand to the fusion, as index.retrieval.CANDIDATES
@@ -141,7 +143,9 @@ class QdrantVectorStore:
                     multivector_config=models.MultiVectorConfig(
                         comparator=models.MultiVectorComparator.MAX_SIM
                     ),
-                    hnsw_config=models.HnswConfigDiff(m=0),  # read for the best few candidates, never searched
+                    hnsw_config=models.HnswConfigDiff(
+                        m=0
+                    ),  # read for the best few candidates, never searched
                 ),
             },
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
@@ -185,7 +189,9 @@ class QdrantVectorStore:
                 )
                 named: dict[str, Any] = {
                     DENSE: vector.tolist(),
-                    SENTENCES: (multi if multi is not None and len(multi) else vector.reshape(1, -1)).tolist(),
+                    SENTENCES: (
+                        multi if multi is not None and len(multi) else vector.reshape(1, -1)
+                    ).tolist(),
                     SPARSE: models.SparseVector(indices=ids, values=values),
                 }
                 if tokens is not None and len(tokens[start + offset]):
@@ -340,7 +346,9 @@ class QdrantVersion:
         self.role_boost = ROLE_BOOST
         self._count = count
         self._rare = frozenset(str(t) for t in metadata.get("rare_terms", ()))
-        self._has_tokens = bool(metadata.get("token_vectors", False))  # False for collections published before
+        self._has_tokens = bool(
+            metadata.get("token_vectors", False)
+        )  # False for collections published before
 
     def __len__(self) -> int:
         return self._count
@@ -349,7 +357,9 @@ class QdrantVersion:
         """From the list the index folder's keyword index gave when this collection was published."""
         return self._rare.intersection(terms)
 
-    def token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> npt.NDArray[np.float32] | None:
+    def token_match(
+        self, question_tokens: TokenVectors, passage_ids: Sequence[int]
+    ) -> npt.NDArray[np.float32] | None:
         """index.retrieval.token_match_scores over the passages' `tokens` multivectors; None when the collection
         has none (published past index.store.TOKEN_VECTORS_MAX_PASSAGES, or before they were published).
 
@@ -373,7 +383,9 @@ class QdrantVersion:
             return None
         return np.array([scores[i] for i in passage_ids], dtype=np.float32)
 
-    def _engine_token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> dict[int, float]:
+    def _engine_token_match(
+        self, question_tokens: TokenVectors, passage_ids: Sequence[int]
+    ) -> dict[int, float]:
         from qdrant_client import models
 
         response = self.source.client.query_points(
@@ -386,7 +398,9 @@ class QdrantVersion:
         )
         return {int(p.id): float(p.score) / len(question_tokens) for p in response.points}
 
-    def _fetched_token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> dict[int, float]:
+    def _fetched_token_match(
+        self, question_tokens: TokenVectors, passage_ids: Sequence[int]
+    ) -> dict[int, float]:
         points = self.source.client.retrieve(
             self.collection, ids=list(passage_ids), with_payload=False, with_vectors=[TOKENS]
         )
@@ -441,7 +455,9 @@ class QdrantVersion:
             cosine = float(np.asarray(vectors[DENSE], dtype=np.float32) @ dense)
             keyword = float(point.score) / best if best > 0 else 0.0
             sentence_rows = np.asarray(vectors[SENTENCES], dtype=np.float32).reshape(-1, len(dense))
-            ranked.append(Ranked(int(point.id), cosine, cosine + KEYWORD_WEIGHT * keyword, passage, sentence_rows))
+            ranked.append(
+                Ranked(int(point.id), cosine, cosine + KEYWORD_WEIGHT * keyword, passage, sentence_rows)
+            )
         return ranked
 
 

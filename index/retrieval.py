@@ -47,13 +47,19 @@ from index.types import Hit, Passage
 CANDIDATES = 40
 KEYWORD_WEIGHT = 0.2
 ROLE_BOOST = 0.1
-SENTENCE_WEIGHT = 0.15  # times a candidate's best sentence cosine: one sentence that answers beats a vague passage
+SENTENCE_WEIGHT = (
+    0.15  # times a candidate's best sentence cosine: one sentence that answers beats a vague passage
+)
 ASPECT_WEIGHT = 0.3  # one named role: its passages' best sentence cosine to the question without it (_aspect)
-HIGHLIGHT_ASPECT_WEIGHT = 1.0  # the aspect in choosing the highlight: times Aspect.cosines, added to the question's
+HIGHLIGHT_ASPECT_WEIGHT = (
+    1.0  # the aspect in choosing the highlight: times Aspect.cosines, added to the question's
+)
 PER_SECTION = 2
 RERANK_TOP = 10  # candidates reranked by token matching; 20 gained one blind hit@3 with the window order, 2x the products
 TOKEN_MATCH_WEIGHT = 1.0  # times the late-interaction score (_token_match_scores); 2.0 refused one more
-SAME_DOCUMENT_TOKEN_WEIGHT = 1.0  # more of it, ordering the first document's windows among themselves (3+ lost hit@3)
+SAME_DOCUMENT_TOKEN_WEIGHT = (
+    1.0  # more of it, ordering the first document's windows among themselves (3+ lost hit@3)
+)
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
 
 Fusion = Literal["weighted", "rrf"]
@@ -99,7 +105,9 @@ class CandidateVersion(Protocol):
         """Candidates for a normalised question and its embedding, fused scores without the role boost."""
         ...
 
-    def token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> npt.NDArray[np.float32] | None:
+    def token_match(
+        self, question_tokens: TokenVectors, passage_ids: Sequence[int]
+    ) -> npt.NDArray[np.float32] | None:
         """Per passage, in order: the mean over the question's word pieces of the best cosine to one of the
         passage's word pieces (late interaction, as in ColBERT); None when this version has no token vectors."""
         ...
@@ -135,7 +143,9 @@ class FaissCandidates:
     def rare_terms(self, terms: Iterable[str]) -> frozenset[str]:
         return self.index.keyword.rare(terms)
 
-    def token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> npt.NDArray[np.float32] | None:
+    def token_match(
+        self, question_tokens: TokenVectors, passage_ids: Sequence[int]
+    ) -> npt.NDArray[np.float32] | None:
         tokens = self.index.tokens
         if tokens is None:
             return None
@@ -148,14 +158,20 @@ class FaissCandidates:
         _, dense_ids = index.dense(vector.reshape(1, -1), CANDIDATES)
         keyword_scores = index.keyword.scores(question)
         best_keyword = float(keyword_scores.max()) if len(keyword_scores) else 0.0
-        keyword_ids = index.keyword.top(keyword_scores, CANDIDATES) if best_keyword > 0 else np.array([], dtype=int)
+        keyword_ids = (
+            index.keyword.top(keyword_scores, CANDIDATES) if best_keyword > 0 else np.array([], dtype=int)
+        )
         dense_found = dense_ids[0][dense_ids[0] >= 0]
-        ids = list(dict.fromkeys(dense_found.tolist() + keyword_ids.tolist()))  # dense first, then keyword-only
+        ids = list(
+            dict.fromkeys(dense_found.tolist() + keyword_ids.tolist())
+        )  # dense first, then keyword-only
         cosines = index.cosine(vector, ids)
         if self.fusion == "rrf":
             dense_rank = {pid: rank for rank, pid in enumerate(dense_found.tolist())}
             keyword_rank = {pid: rank for rank, pid in enumerate(keyword_ids.tolist())}
-            fused = [sum(1.0 / (RRF_K + 1 + r[pid]) for r in (dense_rank, keyword_rank) if pid in r) for pid in ids]
+            fused = [
+                sum(1.0 / (RRF_K + 1 + r[pid]) for r in (dense_rank, keyword_rank) if pid in r) for pid in ids
+            ]
         else:
             keyword_part = keyword_scores[ids] / best_keyword if best_keyword > 0 else np.zeros(len(ids))
             fused = (cosines + KEYWORD_WEIGHT * keyword_part).tolist()
@@ -175,7 +191,9 @@ class Retriever:
         batcher: QueryBatcher | None = None,
         fusion: Fusion = "weighted",
     ) -> None:
-        self.source: CandidateSource = FaissCandidates(source, fusion) if isinstance(source, SearchIndex) else source
+        self.source: CandidateSource = (
+            FaissCandidates(source, fusion) if isinstance(source, SearchIndex) else source
+        )
         self.embedder = embedder
         self.batcher = batcher or QueryBatcher(query_embedding(embedder))
         self.fusion = fusion
@@ -219,7 +237,9 @@ class Retriever:
         pages = [[source for source in named if source in version.roles.role_pages] for named in roles]
         question_stems = [frozenset(tokenize(q)) for q in canonical]
         asks_pay = [bool(_PAY_QUESTION.search(question)) for question in canonical]
-        return self._with_highlights(questions, question_stems, query_vectors, aspects, rare, pages, asks_pay, chosen)
+        return self._with_highlights(
+            questions, question_stems, query_vectors, aspects, rare, pages, asks_pay, chosen
+        )
 
     def _choose(
         self,
@@ -242,7 +262,12 @@ class Retriever:
         return self._diverse_top(ranked, k)
 
     def _rank(
-        self, version: CandidateVersion, question: str, vector: Vectors, roles: list[str], aspect: Aspect | None
+        self,
+        version: CandidateVersion,
+        question: str,
+        vector: Vectors,
+        roles: list[str],
+        aspect: Aspect | None,
     ) -> list[Ranked]:
         # Named roles' pages are preferred when the question names one role or compares several. Naming
         # two without comparing them ("how do I get from senior to staff?") asks about the move between
@@ -361,7 +386,11 @@ class Retriever:
                     rows = self.embedder.embed_queries(sentences)
                 similarities = rows @ vector
                 typed = [i for i, s in enumerate(sentences) if any(contains_literal(s, t) for t in literals)]
-                spelled = [i for i, s in enumerate(sentences) if i in typed or any(spells_out(s, t) for t in literals)]
+                spelled = [
+                    i
+                    for i, s in enumerate(sentences)
+                    if i in typed or any(spells_out(s, t) for t in literals)
+                ]
                 stems = _sentence_stems(passage)
                 holding = [i for i in prose_rows if stems[i] & rare_words] if rare_words else []
                 required = spelled or holding  # the highlight holds the exact term, else the rare word
@@ -371,7 +400,9 @@ class Retriever:
                 # prose sentence's, as the rare word's sentence may sit far from the question.
                 scored = shown if spelled or not holding else max(prose_rows, key=lambda i: similarities[i])
                 naming = [] if required else _naming_rows(asked, passage, pool)
-                if about_pay and not required and not naming:  # "what does X earn?" shows a figure, not "pay varies"
+                if (
+                    about_pay and not required and not naming
+                ):  # "what does X earn?" shows a figure, not "pay varies"
                     naming = [i for i in pool if _MONEY.search(sentences[i])]
                 if aspect is not None and not required:
                     answering = similarities + HIGHLIGHT_ASPECT_WEIGHT * aspect.cosines(rows)
@@ -488,7 +519,9 @@ def _names_of(passage: Passage) -> tuple[frozenset[str], tuple[frozenset[str], .
     sentences, _ = _sentences_of(passage)
     common = set(_LOWER_CASE_WORD.findall(passage.text))
     names = tuple(
-        frozenset({w.lower() for w in _CAPITALISED.findall(s)} - common) if _says_something(s) else frozenset()
+        frozenset({w.lower() for w in _CAPITALISED.findall(s)} - common)
+        if _says_something(s)
+        else frozenset()
         for s in sentences
     )
     return frozenset(tokenize(passage.section)), names
@@ -550,13 +583,17 @@ def _reranked_by_tokens(
     return rescored + ranked[RERANK_TOP:]
 
 
-def token_match_scores(question_tokens: TokenVectors, passages: Sequence[TokenVectors]) -> npt.NDArray[np.float32]:
+def token_match_scores(
+    question_tokens: TokenVectors, passages: Sequence[TokenVectors]
+) -> npt.NDArray[np.float32]:
     """Per passage: the mean over the question's word pieces of the best cosine to one of its word
     pieces (late interaction, as in ColBERT, on this model's own outputs).
 
     One product per passage, on one BLAS thread (_single_threaded_blas).
     """
-    return np.array([float((question_tokens @ rows.T).max(axis=1).mean()) for rows in passages], dtype=np.float32)
+    return np.array(
+        [float((question_tokens @ rows.T).max(axis=1).mean()) for rows in passages], dtype=np.float32
+    )
 
 
 def _best_sentence_cosines(candidates: Sequence[Ranked], *vectors: Vectors) -> npt.NDArray[np.float64]:

@@ -92,7 +92,9 @@ def role_documents(documents: Iterable[RoleDocument]) -> list[RoleDocument]:
     taken = {n.lower() for d in found for n in (d.title, *d.aliases)}
     counts = Counter(n.lower() for names in short.values() for n in names)
     return [
-        replace(d, aliases=tuple(n for n in short[d.source] if n.lower() not in taken and counts[n.lower()] == 1))
+        replace(
+            d, aliases=tuple(n for n in short[d.source] if n.lower() not in taken and counts[n.lower()] == 1)
+        )
         if d.source in short
         else d
         for d in found
@@ -190,7 +192,9 @@ class RoleMatcher:
             source = self._names.get(name) or self._names[name[:-1]]
             moves_on = last_move >= match.end()
             current = (  # looked for only where it can matter, as ranking asks this for every role named
-                _CURRENT_ROLE.search(normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start())
+                _CURRENT_ROLE.search(
+                    normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start()
+                )
                 if moves_on or from_counts
                 else None
             )

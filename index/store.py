@@ -409,7 +409,9 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             yield
         finally:
             if created and not (index_dir / CURRENT_FILE).exists():
-                shutil.rmtree(index_dir, ignore_errors=True)  # its lock file and leftovers are all this build's
+                shutil.rmtree(
+                    index_dir, ignore_errors=True
+                )  # its lock file and leftovers are all this build's
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -33,7 +33,9 @@ class TermNormaliser:
         pairs.sort(key=lambda pair: len(pair[0]), reverse=True)
         self._canonical = {variant: canonical for variant, canonical in pairs}
         self._pattern = whole_words(variant for variant, _ in pairs)
-        self._not_after = {variant.lower(): {w.lower() for w in words} for variant, words in (not_after or {}).items()}
+        self._not_after = {
+            variant.lower(): {w.lower() for w in words} for variant, words in (not_after or {}).items()
+        }
 
     def __call__(self, text: str) -> str:
         if self._pattern is None:

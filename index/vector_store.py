@@ -72,7 +72,9 @@ class VectorStore(Protocol):
 class _FaissVersion:
     """One immutable FAISS + BM25 version."""
 
-    def __init__(self, passages: list[Passage], vectors: Vectors, keyword: KeywordIndex | None = None) -> None:
+    def __init__(
+        self, passages: list[Passage], vectors: Vectors, keyword: KeywordIndex | None = None
+    ) -> None:
         import faiss
 
         self.passages = passages

@@ -36,7 +36,9 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
-    for handler in [h for h in root.handlers if h not in handlers]:  # a serve() run in-process sets up logging
+    for handler in [
+        h for h in root.handlers if h not in handlers
+    ]:  # a serve() run in-process sets up logging
         root.removeHandler(handler)
     root.setLevel(level)
 
@@ -150,7 +152,9 @@ def make_service(knowledge: Path, index_dir: Path, embedder: object, **overrides
 
 
 @pytest.fixture(scope="session")
-def bundled(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> RolecallService:
+def bundled(
+    tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
+) -> RolecallService:
     """A service over the bundled knowledge with the real model, built once for the run; tests only ask it."""
     service = make_service(BUNDLED_KNOWLEDGE, tmp_path_factory.mktemp("bundled") / "idx", real_embedder)
     service.open()
@@ -177,7 +181,11 @@ def rolecall_bound_by_file_modes(argv: list[str]) -> subprocess.CompletedProcess
         drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [*drop, sys.executable, "-c", _CLI_SCRIPT, *argv], env=env, capture_output=True, text=True, timeout=120
+        [*drop, sys.executable, "-c", _CLI_SCRIPT, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

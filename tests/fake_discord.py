@@ -184,7 +184,9 @@ class FakeDiscord:
     `dispatch` sends an event to the shard of its guild (DMs to shard 0), as Discord does.
     """
 
-    def __init__(self, refuse_privileged_intents: bool = False, guilds: tuple[int, ...] = (GUILD_ID,)) -> None:
+    def __init__(
+        self, refuse_privileged_intents: bool = False, guilds: tuple[int, ...] = (GUILD_ID,)
+    ) -> None:
         self.refuse_privileged_intents = refuse_privileged_intents
         self.guilds = guilds
         self.calls: list[Call] = []

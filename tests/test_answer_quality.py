@@ -41,7 +41,9 @@ def test_slang_for_failing_an_interview_opens_the_rejection_section(bundled: Rol
     # Refused before "bombed" was read as "failed": the model puts "bombed" far from a rejection.
     answer = bundled.ask("i bombed my interview, now what?")
     assert answer.answered
-    assert answer.hits[0].passage.section == "Software Engineering Interviews > Rejection and cooldown periods"
+    assert (
+        answer.hits[0].passage.section == "Software Engineering Interviews > Rejection and cooldown periods"
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,7 +55,10 @@ def test_slang_for_failing_an_interview_opens_the_rejection_section(bundled: Rol
             "Changing Careers into Software > Where to start when switching into tech",
         ),
         ("is 40 too old to learn to code and become a developer?", "Is it too late to switch into software?"),
-        ("took a year off to look after my dad, how do i explain the gap in interviews?", "Gaps in employment"),
+        (
+            "took a year off to look after my dad, how do i explain the gap in interviews?",
+            "Gaps in employment",
+        ),
         # a hobby from the walks-of-life list, brought back into scope by "app"
         (
             "I built a guitar tuner app as a side project, is it worth putting on my resume?",
@@ -72,7 +77,10 @@ def test_career_changers_and_resume_questions_are_answered_from_their_pages(
     ("question", "section"),
     [
         ("how do I ask my manager for more work-from-home days?", "Remote and hybrid work"),
-        ("I am burned out after a launch crunch, should I step down as tech lead?", "Burnout and stepping back"),
+        (
+            "I am burned out after a launch crunch, should I step down as tech lead?",
+            "Burnout and stepping back",
+        ),
         ("is it bad to take a long vacation right before performance review season?", "performance reviews"),
         # refused before the section on disagreeing with a manager (a blind probe), and "boss" means manager
         ("my manager and i keep clashing, what should i do", "Disagreeing with your manager"),
@@ -86,10 +94,14 @@ def test_questions_about_working_life_are_answered_from_its_page(
     # refused before the page (a probe of career questions in everyday words)
     answer = bundled.ask(question)
     assert answer.answered
-    assert answer.hits[0].passage.source == "working-life.md" and answer.hits[0].passage.section.endswith(section)
+    assert answer.hits[0].passage.source == "working-life.md" and answer.hits[0].passage.section.endswith(
+        section
+    )
 
 
-def test_is_grinding_leetcode_worth_it_is_answered_from_the_practice_section(bundled: RolecallService) -> None:
+def test_is_grinding_leetcode_worth_it_is_answered_from_the_practice_section(
+    bundled: RolecallService,
+) -> None:
     # Refused (0.39) until the interviews page said so in as many words; a question from a blind set.
     answer = bundled.ask("is grinding leetcode actually worth it for faang interviews")
     assert answer.answered
@@ -98,7 +110,9 @@ def test_is_grinding_leetcode_worth_it_is_answered_from_the_practice_section(bun
     assert "worth it up to a point" in first.highlight
 
 
-def test_how_to_get_promoted_to_staff_highlights_what_the_committee_looks_for(bundled: RolecallService) -> None:
+def test_how_to_get_promoted_to_staff_highlights_what_the_committee_looks_for(
+    bundled: RolecallService,
+) -> None:
     # The highlight was "See the Career Ladder document for how promotion committees judge staff-level
     # evidence.", a pointer that answers nothing; the page now says what that evidence is.
     first = bundled.ask("how do I get promoted to staff?").hits[0]
@@ -110,7 +124,10 @@ def test_chat_abbreviations_are_spelled_out(bundled: RolecallService) -> None:
     # Refused while "soln" was a word the model did not know.
     answer = bundled.ask("my soln was slow in the interview, what now?")
     assert answer.answered
-    assert answer.hits[0].passage.section == "Software Engineering Interviews > Solving a coding interview problem"
+    assert (
+        answer.hits[0].passage.section
+        == "Software Engineering Interviews > Solving a coding interview problem"
+    )
     typed = bundled.ask("how do u negotiate ur offer w/o a competing one?")
     spelled = bundled.ask("how do you negotiate your offer without a competing one?")
     assert [h.passage for h in typed.hits] == [h.passage for h in spelled.hits]
@@ -127,9 +144,15 @@ def test_an_acronym_the_documents_use_is_matched_as_they_write_it(bundled: Rolec
     ("question", "section"),
     [
         ("how much does a senior software engineer make?", "Senior Software Engineer > Pay"),
-        ("what does a senior software engineer do day to day?", "Senior Software Engineer > Responsibilities"),
+        (
+            "what does a senior software engineer do day to day?",
+            "Senior Software Engineer > Responsibilities",
+        ),
         ("what does a data engineer do day to day?", "Data Engineer > Responsibilities"),
-        ("what skills should a senior back-end engineer have?", "Senior Back-End Software Engineer > Skills a senior back-end software engineer needs"),
+        (
+            "what skills should a senior back-end engineer have?",
+            "Senior Back-End Software Engineer > Skills a senior back-end software engineer needs",
+        ),
     ],
 )
 def test_a_question_naming_a_role_gets_the_section_it_asks_about(
@@ -157,9 +180,18 @@ def test_switching_specialities_opens_the_ladders_section_on_it(bundled: Rolecal
 @pytest.mark.parametrize(
     ("question", "section"),
     [
-        ("I'm a backend dev, how do I get into ML?", "Machine Learning Engineer > How to become a machine learning engineer"),
-        ("as an SRE, how can I move to management?", "Engineering Manager > How to become an engineering manager"),
-        ("I'm a frontend dev and want to switch to data engineering, where do I start?", "Data Engineer > How to become a data engineer"),
+        (
+            "I'm a backend dev, how do I get into ML?",
+            "Machine Learning Engineer > How to become a machine learning engineer",
+        ),
+        (
+            "as an SRE, how can I move to management?",
+            "Engineering Manager > How to become an engineering manager",
+        ),
+        (
+            "I'm a frontend dev and want to switch to data engineering, where do I start?",
+            "Data Engineer > How to become a data engineer",
+        ),
     ],
 )
 def test_a_role_the_asker_is_leaving_does_not_pull_the_answer_to_its_page(
@@ -183,11 +215,20 @@ def test_how_one_role_is_different_from_another_shows_both(bundled: RolecallServ
     ("question", "section"),
     [
         ("how do I negotiate a job offer?", "Job Offers and Negotiation > How to negotiate a job offer"),
-        ("my company made a counter offer, should I take it?", "Job Offers and Negotiation > Counter-offers from your current employer"),
-        ("how long should I study for coding interviews?", "Software Engineering Interviews > How long to prepare and a study plan"),
+        (
+            "my company made a counter offer, should I take it?",
+            "Job Offers and Negotiation > Counter-offers from your current employer",
+        ),
+        (
+            "how long should I study for coding interviews?",
+            "Software Engineering Interviews > How long to prepare and a study plan",
+        ),
         ("what does an engineering manager do in a one-on-one?", "Engineering Manager > One-on-ones"),
         ("how often should I have 1:1s with my manager?", "Engineering Manager > One-on-ones"),
-        ("do I have to become a manager to keep growing?", "Software Engineering Career Ladder > IC track vs manager track"),
+        (
+            "do I have to become a manager to keep growing?",
+            "Software Engineering Career Ladder > IC track vs manager track",
+        ),
     ],
 )
 def test_offers_interviews_one_on_ones_and_staying_an_ic_are_answered(
@@ -231,7 +272,11 @@ def test_a_definition_question_highlights_the_defining_sentence_not_a_lists_lead
     [
         ("what should I put in my promo doc?", "Promo packets and evidence", "written case for promoting"),
         ("how many reports does an EM usually have?", "Responsibilities", "five to ten engineers"),
-        ("will I get downleveled if I move from backend to SRE?", "Switching specialities", "keeps your level"),
+        (
+            "will I get downleveled if I move from backend to SRE?",
+            "Switching specialities",
+            "keeps your level",
+        ),
     ],
 )
 def test_questions_from_the_held_out_set_open_the_section_that_answers(
@@ -294,7 +339,10 @@ def test_a_choice_beside_a_named_role_is_no_comparison_of_roles(bundled: Rolecal
 def test_a_bare_specialty_names_its_role(bundled: RolecallService) -> None:
     # "Front-End" / "Back-End" are aliases in the bundled front matter, so no "engineer" is needed.
     hits = bundled.ask("frontend vs backend, which pays more?").hits
-    assert {h.passage.source for h in hits[:2]} == {"senior-front-end-engineer.md", "senior-back-end-engineer.md"}
+    assert {h.passage.source for h in hits[:2]} == {
+        "senior-front-end-engineer.md",
+        "senior-back-end-engineer.md",
+    }
 
 
 def test_exact_terms_are_found(bundled: RolecallService) -> None:
@@ -330,7 +378,9 @@ def test_how_to_deal_with_burnout_highlights_the_advice_not_the_symptoms(bundled
     assert first.highlight.startswith("To deal with burnout, raise it early with your manager")
 
 
-def test_a_figure_in_the_question_is_highlighted_even_when_the_embedding_misses_it(bundled: RolecallService) -> None:
+def test_a_figure_in_the_question_is_highlighted_even_when_the_embedding_misses_it(
+    bundled: RolecallService,
+) -> None:
     answer = bundled.ask("$120,000")
     assert answer.answered
     assert all("$120,000" in h.highlight for h in answer.hits)
@@ -365,12 +415,18 @@ def test_a_weaker_passage_that_answers_still_shows_after_the_one_that_clears_the
     weaker = [h for h in hits[1:] if h.score < DEFAULT_MIN_SCORE]
     assert weaker and any("sponsor" in h.highlight for h in weaker)
     # With supporting passages held to the floor too, those are not shown.
-    strict = make_service(BUNDLED_KNOWLEDGE, bundled.config.index_dir, real_embedder, support_score=DEFAULT_MIN_SCORE)
+    strict = make_service(
+        BUNDLED_KNOWLEDGE, bundled.config.index_dir, real_embedder, support_score=DEFAULT_MIN_SCORE
+    )
     strict.open()
-    assert [h.passage for h in strict.ask(question).hits] == [h.passage for h in hits if h.score >= DEFAULT_MIN_SCORE]
+    assert [h.passage for h in strict.ask(question).hits] == [
+        h.passage for h in hits if h.score >= DEFAULT_MIN_SCORE
+    ]
 
 
-def test_a_word_only_one_passage_holds_puts_that_passage_first_and_highlights_it(bundled: RolecallService) -> None:
+def test_a_word_only_one_passage_holds_puts_that_passage_first_and_highlights_it(
+    bundled: RolecallService,
+) -> None:
     # The debounce sentence is a list item the model finds far from the question (cosine under the floor),
     # so the passage was shown after a generic interview one, highlighted on its opening.
     first = bundled.ask("front end interview - will they make me write debounce?").hits[0]
@@ -399,13 +455,21 @@ def test_a_rare_word_on_the_page_of_the_role_asked_about_answers_even_under_the_
 @pytest.mark.parametrize(
     ("question", "section", "words"),
     [
-        ("base is stuck at top of band, what else can i push on", "What you can negotiate besides salary", ["band"]),
+        (
+            "base is stuck at top of band, what else can i push on",
+            "What you can negotiate besides salary",
+            ["band"],
+        ),
         # (it said "rn" until the terms table spelled that "right now", which lifted it over the floor)
         ("got 2 offers haha, how do i play them off each other", "Competing offers and leverage", ["offer"]),
     ],
 )
 def test_a_highlight_holding_most_of_the_questions_words_answers_it_under_the_floor(
-    bundled: RolecallService, real_embedder: SentenceTransformerEmbedder, question: str, section: str, words: list[str]
+    bundled: RolecallService,
+    real_embedder: SentenceTransformerEmbedder,
+    question: str,
+    section: str,
+    words: list[str],
 ) -> None:
     # Casual phrasing puts the cosine under the floor (0.40, 0.41), though a sentence says just that. With a
     # floor nothing reaches, the words the highlight holds are what answers, whatever the cosine is.
@@ -433,22 +497,30 @@ def test_other_occupations_stay_refused_when_their_words_match_or_a_level_is_nam
 
 
 @pytest.mark.parametrize(
-    "question", ["any tips for cheap flights to lisbon in may?", "who won the champions league final last year?"]
+    "question",
+    ["any tips for cheap flights to lisbon in may?", "who won the champions league final last year?"],
 )
-def test_a_rare_word_alone_does_not_make_an_off_topic_question_answered(bundled: RolecallService, question: str) -> None:
+def test_a_rare_word_alone_does_not_make_an_off_topic_question_answered(
+    bundled: RolecallService, question: str
+) -> None:
     # One passage names Lisbon as a tech hub, one says "lasting fixes": rare words, but not an answer.
     assert any(hit.rare_term for hit in bundled.retriever.retrieve(question, 3))
     assert not bundled.ask(question).answered
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
-def test_no_near_duplicates_and_at_most_two_passages_per_section(bundled: RolecallService, question: str) -> None:
+def test_no_near_duplicates_and_at_most_two_passages_per_section(
+    bundled: RolecallService, question: str
+) -> None:
     hits = bundled.ask(question).hits
     assert len(hits) >= 2
     for i, a in enumerate(hits):
         for b in hits[i + 1 :]:
             shared = set(split_sentences(a.passage.text)) & set(split_sentences(b.passage.text))
-            assert len(shared) * 2 < len(split_sentences(b.passage.text)), (a.passage.section, b.passage.section)
+            assert len(shared) * 2 < len(split_sentences(b.passage.text)), (
+                a.passage.section,
+                b.passage.section,
+            )
         assert a.highlight in split_sentences(a.passage.text)
     per_section = Counter((h.passage.source, h.passage.section) for h in hits)
     assert max(per_section.values()) <= 2
@@ -480,7 +552,9 @@ def test_a_question_after_a_greeting_is_answered(bundled: RolecallService) -> No
 @pytest.mark.parametrize(
     "question", ["who won the world cup in 2018?", "banana bread recipe", "how do I fix a flat bike tyre?"]
 )
-def test_off_topic_questions_get_no_passages_and_the_known_roles(bundled: RolecallService, question: str) -> None:
+def test_off_topic_questions_get_no_passages_and_the_known_roles(
+    bundled: RolecallService, question: str
+) -> None:
     answer = bundled.ask(question)
     assert not answer.answered and not answer.hits
     assert "Staff Engineer" in answer.refusal_text()
@@ -492,7 +566,9 @@ def test_the_refusal_lists_the_career_ladder_as_a_topic_not_a_role(bundled: Role
     assert "Site Reliability / DevOps Engineer" in roles_part and "Career Ladder" not in roles_part
     assert "Software Engineering Career Ladder" in topics_part
     # a topic page stays a topic even when an alias ends in a role noun ("Self-Taught Developer")
-    assert "Changing Careers into Software" not in roles_part and "Changing Careers into Software" in topics_part
+    assert (
+        "Changing Careers into Software" not in roles_part and "Changing Careers into Software" in topics_part
+    )
 
 
 @pytest.mark.parametrize(
@@ -553,7 +629,10 @@ def test_people_from_other_walks_of_life_asking_about_our_roles_are_answered(
 
 @pytest.mark.parametrize(
     "question",
-    ["as a dentist, how do I negotiate a job offer?", "nurse here, any tips for salary negotiation with the hospital?"],
+    [
+        "as a dentist, how do I negotiate a job offer?",
+        "nurse here, any tips for salary negotiation with the hospital?",
+    ],
 )
 def test_a_topic_named_beside_another_occupation_does_not_bring_it_into_scope(
     bundled: RolecallService, question: str
@@ -637,7 +716,9 @@ INTERVIEW_DOCS = {
 
 
 @pytest.fixture(scope="module")
-def interviews(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> RolecallService:
+def interviews(
+    tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
+) -> RolecallService:
     folder = write_docs(tmp_path_factory.mktemp("interview-docs"), INTERVIEW_DOCS)
     service = make_service(folder, tmp_path_factory.mktemp("interviews") / "idx", real_embedder)
     service.open()
@@ -647,9 +728,17 @@ def interviews(tmp_path_factory: pytest.TempPathFactory, real_embedder: Sentence
 @pytest.mark.parametrize(
     ("slang", "plain", "source"),
     [
-        ("how many LC problems should i grind?", "how many LeetCode problems should i grind?", "coding-practice.md"),
+        (
+            "how many LC problems should i grind?",
+            "how many LeetCode problems should i grind?",
+            "coding-practice.md",
+        ),
         ("should my CV be one page?", "should my resume be one page?", "resume.md"),
-        ("what's the engineering culture like at FB?", "what's the engineering culture like at Facebook?", "facebook.md"),
+        (
+            "what's the engineering culture like at FB?",
+            "what's the engineering culture like at Facebook?",
+            "facebook.md",
+        ),
         ("how do i answer BQs?", "how do i answer behavioral questions?", "behavioral.md"),
         ("how's the WLB at FB?", "how's the work-life balance at Facebook?", "facebook.md"),
     ],
@@ -664,18 +753,26 @@ def test_interview_jargon_finds_what_the_plain_words_find(
 
 
 def test_the_refusal_names_the_roles_and_only_a_few_other_documents(tmp_path: Path) -> None:
-    topics = {f"topic-{i:02d}.md": f"# Interview topic {i:02d}\n\nNotes on interview topic {i:02d}.\n" for i in range(10)}
-    role = {"about-sre.md": "# About the Site Reliability Engineer role\n\nAn SRE keeps production running.\n"}
+    topics = {
+        f"topic-{i:02d}.md": f"# Interview topic {i:02d}\n\nNotes on interview topic {i:02d}.\n"
+        for i in range(10)
+    }
+    role = {
+        "about-sre.md": "# About the Site Reliability Engineer role\n\nAn SRE keeps production running.\n"
+    }
     service = make_service(write_docs(tmp_path / "kb", {**topics, **role}), tmp_path / "idx", FakeEmbedder())
     service.reindex()
     text = service.ask("hi").refusal_text()
-    assert "I know about these roles: Site Reliability Engineer." in text  # the role named, not the page title
+    assert (
+        "I know about these roles: Site Reliability Engineer." in text
+    )  # the role named, not the page title
     assert "topics such as: Interview topic 00; " in text and "; and 4 more." in text
     assert "Interview topic 09" not in text and "About the" not in text
 
 
-
-def test_a_question_naming_a_role_highlights_the_sentence_about_what_it_asks(bundled: RolecallService) -> None:
+def test_a_question_naming_a_role_highlights_the_sentence_about_what_it_asks(
+    bundled: RolecallService,
+) -> None:
     # The section's first sentence names the role and is closest to the question overall; the one that
     # says which employers hire is closest once the role is projected out of the question.
     top = bundled.ask("which companies hire software engineers?").hits[0]

@@ -107,7 +107,9 @@ def test_a_question_of_control_characters_only_is_empty(
     assert err.count("\n") == 1 and not (tmp_path / "idx").exists()
 
 
-def test_a_long_question_is_cut_with_a_note_and_answered(where: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_long_question_is_cut_with_a_note_and_answered(
+    where: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     question = f"{PAY} {'x' * 70_000}"  # a question with a pasted blob after it (it took 34 s uncut)
     code, out, _ = _run(["ask", question, *where], capsys)
     assert code == 0
@@ -276,5 +278,7 @@ def test_the_context_before_a_highlight_starts_at_a_sentence_never_inside_one() 
     assert "".join(context_around(text, highlight, limit=1000)) == text  # room for all: all of it
     # an abbreviation's full stop ends no sentence (a review found "U.S." cut the one before in two)
     hubs = "Most teams hire in the U.S. and the U.K. from a pool of senior engineers who earn about $150,000."
-    before, _, _ = context_around(f"{hubs} Pay varies by city. Smaller firms pay less.", "Pay varies by city.", limit=130)
+    before, _, _ = context_around(
+        f"{hubs} Pay varies by city. Smaller firms pay less.", "Pay varies by city.", limit=130
+    )
     assert before == "… "

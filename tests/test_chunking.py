@@ -96,12 +96,16 @@ def test_a_huge_one_line_document_is_measured_once_per_distinct_word_and_run(cou
     assert len(calls) < 500 * 2 + 4 * len(passages) + 10  # distinct words, then a few per run and window
 
 
-def test_chinese_text_is_split_at_its_full_stops_and_never_overflows_the_window(counter: TokenCounter) -> None:
+def test_chinese_text_is_split_at_its_full_stops_and_never_overflows_the_window(
+    counter: TokenCounter,
+) -> None:
     # Without spaces or ". " a Chinese paragraph was one passage of 2,600 word pieces: the model read a tenth.
     sentence = "高级工程师负责系统设计并指导团队成员完成复杂的项目。"
     assert split_sentences(sentence * 2 + "薪资很高") == [sentence, sentence, "薪资很高"]
     unbroken = "工程师" * 900  # no full stop at all
-    passages = chunk_document(_doc(Section(("Notes",), sentence * 100 + unbroken)), counter.count, max_tokens=256)
+    passages = chunk_document(
+        _doc(Section(("Notes",), sentence * 100 + unbroken)), counter.count, max_tokens=256
+    )
     assert all(counter.count(embedding_text(p)) <= 256 for p in passages)
     assert "".join(p.text for p in passages).count("工程师") >= 900
 
@@ -110,7 +114,9 @@ def test_a_word_the_model_cannot_read_is_left_out_of_the_passage(counter: TokenC
     # A base64 blob or minified line is one [UNK] to the model, and pages of noise to the reader.
     blob = "QUJD" * 100_000
     (passage,) = chunk_document(
-        _doc(Section(("Setup",), f"Install the key below. {blob} Then restart the service.")), counter.count, 256
+        _doc(Section(("Setup",), f"Install the key below. {blob} Then restart the service.")),
+        counter.count,
+        256,
     )
     assert passage.text == "Install the key below.\n… Then restart the service." or passage.text == (
         "Install the key below. … Then restart the service."

@@ -142,14 +142,21 @@ def test_reindexing_without_a_folder_the_index_was_built_from_says_its_documents
 
 
 def test_asking_an_index_built_from_other_folders_warns_that_a_reindex_removes_them(
-    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    small_knowledge: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     other, index = _notes_folder(tmp_path), ["--index", str(tmp_path / "idx")]
     assert _run(["index", "--knowledge", str(other), *index], capsys)[0] == 0
     with caplog.at_level(logging.WARNING):
         assert _run(["ask", "when is pay reviewed?", "--knowledge", str(other), *index], capsys)[0] == 0
-        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # its own folders: nothing to say
-        code, out, _ = _run(["ask", "when is pay reviewed?", "--knowledge", str(small_knowledge), *index], capsys)
+        assert not [
+            r for r in caplog.records if r.levelno >= logging.WARNING
+        ]  # its own folders: nothing to say
+        code, out, _ = _run(
+            ["ask", "when is pay reviewed?", "--knowledge", str(small_knowledge), *index], capsys
+        )
     assert code == 0 and "spring" in out  # it still answers from what it holds
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
         f"the index in {tmp_path / 'idx'} holds documents from {other.resolve()}, not among the knowledge folders"
@@ -203,20 +210,35 @@ def test_eval_reports_the_four_figures(
     assert figures["document_hit@1"] == 1.0 and figures["document_hit@3"] == 1.0
     assert figures["off_topic_refused"] == 1 and figures["false_refusals"] == 0
     code, out, _ = _run(
-        ["eval", str(cases), "--misses", "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")],
+        [
+            "eval",
+            str(cases),
+            "--misses",
+            "--knowledge",
+            str(small_knowledge),
+            "--index",
+            str(tmp_path / "idx"),
+        ],
         capsys,
     )
     misses = [line for line in out.splitlines() if line.startswith("  miss: ")]
     assert code == 0 and len(misses) == 1, out  # the pay question whose phrase no passage holds
-    assert misses[0].startswith("  miss: sr backend pay? -> shown first: senior-back-end-engineer.md > Senior")
+    assert misses[0].startswith(
+        "  miss: sr backend pay? -> shown first: senior-back-end-engineer.md > Senior"
+    )
     assert misses[0].endswith("(wanted: senior-back-end-engineer.md)")
     # a source the index does not hold (a typo, another corpus) is said, not silently scored as a miss
-    cases.write_text('{"q": "sr backend pay?", "expect": ["$120,000"], "sources": ["senior-backend-engineer.md"]}\n')
+    cases.write_text(
+        '{"q": "sr backend pay?", "expect": ["$120,000"], "sources": ["senior-backend-engineer.md"]}\n'
+    )
     code, out, err = _run(
         ["eval", str(cases), "--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")], capsys
     )
     assert code == 0 and "hit@1 0.000" in out
-    assert f"warning: {cases} names sources that are not in the index" in err and "senior-backend-engineer.md" in err
+    assert (
+        f"warning: {cases} names sources that are not in the index" in err
+        and "senior-backend-engineer.md" in err
+    )
 
 
 def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path: Path) -> None:
@@ -245,4 +267,6 @@ def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path
     list_items = [line for line in result.stdout.splitlines() if line.lstrip().startswith("- ")]
     assert list_items and all(line.startswith("   - ") for line in list_items)
     assert str(BUNDLED_KNOWLEDGE) in result.stderr  # told that it built the index first
-    assert "Loading weights" not in result.stderr and "it/s]" not in result.stderr  # no progress bar of transformers
+    assert (
+        "Loading weights" not in result.stderr and "it/s]" not in result.stderr
+    )  # no progress bar of transformers

@@ -41,7 +41,11 @@ def rolecall_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def replicas(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The services running `rolecall serve` (the image's default command) all the time."""
-    return {name: s for name, s in rolecall_services(compose).items() if "command" not in s and not s.get("profiles")}
+    return {
+        name: s
+        for name, s in rolecall_services(compose).items()
+        if "command" not in s and not s.get("profiles")
+    }
 
 
 @pytest.mark.parametrize("name", ["compose.yaml", "compose.scale.yaml"])
@@ -55,14 +59,18 @@ def test_every_setting_a_compose_file_sets_exists_and_is_valid(name: str, tmp_pa
     for service_name, service in compose["services"].items():
         image = str(service.get("image", ""))
         if image and image != "rolecall:latest":
-            assert re.search(r":v?\d+(\.\d+)+", image), f"{name}: {service_name} image {image} has no pinned tag"
+            assert re.search(r":v?\d+(\.\d+)+", image), (
+                f"{name}: {service_name} image {image} has no pinned tag"
+            )
         for volume in service.get("volumes") or []:
             source = str(volume).split(":", 1)[0]
             if not source.startswith((".", "/")):
                 assert source in (compose.get("volumes") or {}), f"{name}: volume {source} is not declared"
         for dependency in service.get("depends_on") or []:
             assert dependency in compose["services"], f"{name}: {service_name} depends on {dependency}"
-    host_ports = [str(p).rsplit(":", 1)[0] for s in compose["services"].values() for p in s.get("ports") or []]
+    host_ports = [
+        str(p).rsplit(":", 1)[0] for s in compose["services"].values() for p in s.get("ports") or []
+    ]
     assert len(host_ports) == len(set(host_ports)), f"{name}: a host port is published twice"
 
 
@@ -77,7 +85,9 @@ def test_the_scaled_deployment_is_consistent() -> None:
     for env in envs.values():
         assert env["ROLECALL_VECTOR_STORE"] == "qdrant" and env.get("SLACK_APP_TOKEN") == ""
         qdrant = urllib.parse.urlsplit(env["ROLECALL_QDRANT_URL"])
-        assert qdrant.hostname in services and qdrant.port == 6333 and "healthcheck" in services[qdrant.hostname]
+        assert (
+            qdrant.hostname in services and qdrant.port == 6333 and "healthcheck" in services[qdrant.hostname]
+        )
         database = urllib.parse.urlsplit(env["ROLECALL_DATABASE_URL"])
         assert database.scheme == "postgresql" and database.hostname in services
         postgres = environment(services[database.hostname])

@@ -327,7 +327,12 @@ async def test_career_roles_lists_the_indexed_roles(bot: Bot) -> None:
 
 def test_the_roles_listing_names_other_documents_apart_from_the_roles() -> None:
     description = roles_embed(["Staff Engineer"], ["Resume tips", "Negotiation"]).description or ""
-    assert description.splitlines() == ["• Staff Engineer", "and 2 other documents:", "• Resume tips", "• Negotiation"]
+    assert description.splitlines() == [
+        "• Staff Engineer",
+        "and 2 other documents:",
+        "• Resume tips",
+        "• Negotiation",
+    ]
     assert (roles_embed([], ["Resume tips"]).description or "").startswith("No role documents.\nand 1 other")
 
 
@@ -375,7 +380,9 @@ async def test_a_vote_is_stored_and_the_buttons_are_disabled_with_thanks(bot: Bo
 # -- admin ---------------------------------------------------------------------------------------
 
 
-def service_before_a_new_role(small_knowledge: Path, tmp_path: Path, real_embedder: object) -> RolecallService:
+def service_before_a_new_role(
+    small_knowledge: Path, tmp_path: Path, real_embedder: object
+) -> RolecallService:
     """A service of the test's own whose index predates a Data Scientist page just added to its knowledge."""
     service = make_service(small_knowledge, tmp_path / "own-index", real_embedder)
     service.open()
@@ -393,8 +400,12 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
     service = service_before_a_new_role(small_knowledge, tmp_path, real_embedder)
     filler = "They plan delivery with product managers, review designs, mentor colleagues and report risks weekly. "
     for number in range(12):  # enough new passages to keep the reindex busy for a few seconds
-        sections = "\n".join(f"## Part {part}\nRole {number}, task {part}: {filler * 3}\n" for part in range(8))
-        (small_knowledge / f"role-{number}.md").write_text(f"---\ntitle: Role {number}\n---\n# Role {number}\n{sections}")
+        sections = "\n".join(
+            f"## Part {part}\nRole {number}, task {part}: {filler * 3}\n" for part in range(8)
+        )
+        (small_knowledge / f"role-{number}.md").write_text(
+            f"---\ntitle: Role {number}\n---\n# Role {number}\n{sections}"
+        )
     async with running(fake, service, tmp_path, admin_servers=frozenset({GUILD_ID})) as bot:
         first = fake.command_event("reindex", dm=True, user_id=ADMIN_ID)
         second = fake.command_event("reindex", permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD)
@@ -414,7 +425,11 @@ async def test_a_listed_admin_reindexes_privately_one_at_a_time_while_questions_
         assert all(body["flags"] & 64 for body in replies.values())  # only the admin sees them
         summary = replies[f"/webhooks/{APP_ID}/{first['token']}"]["content"]
         busy = replies[f"/webhooks/{APP_ID}/{second['token']}"]["content"]
-        assert summary.startswith("index updated") and "added 13," in summary and "added: data-scientist.md" in summary
+        assert (
+            summary.startswith("index updated")
+            and "added 13," in summary
+            and "added: data-scientist.md" in summary
+        )
         assert busy.startswith("A reindex is already running")
         assert [(e.action, e.result) for e in bot.records.audit_entries()] == [
             ("reindex", "busy"),
@@ -450,14 +465,20 @@ async def test_a_reindex_asked_while_the_bot_stops_is_told_to_retry_and_audited_
         await fake.wait_for("POST", f"/interactions/{first['id']}/")
         stopping = asyncio.create_task(bot.adapter.stop())
         await asyncio.sleep(0)  # stop() marks the adapter as stopping before its first await
-        late = [fake.command_event("reindex", dm=True, user_id=ADMIN_ID), fake.command_event("reindex", dm=True)]
+        late = [
+            fake.command_event("reindex", dm=True, user_id=ADMIN_ID),
+            fake.command_event("reindex", dm=True),
+        ]
         for event in late:
             await fake.dispatch("INTERACTION_CREATE", event)
         told = [(await fake.wait_for("POST", f"/interactions/{event['id']}/"))[0] for event in late]
         release.set()
         await stopping
     for reply in told:
-        assert reply.body["data"]["content"].startswith("Rolecall is restarting") and reply.body["data"]["flags"] & 64
+        assert (
+            reply.body["data"]["content"].startswith("Rolecall is restarting")
+            and reply.body["data"]["flags"] & 64
+        )
     audited = sorted((e.result, e.detail) for e in bot.records.audit_entries())
     assert [result for result, _ in audited] == ["allowed", "not_run", "not_run"]  # the first built on
     assert "added 1," in audited[0][1]
@@ -478,7 +499,8 @@ async def test_a_long_reindex_summary_keeps_every_skipped_file_and_its_reason(
         (small_knowledge / f"legacy-handbook-page-{number:02d}.docx").write_bytes(b"not a Word file")
     for number in range(40):
         (small_knowledge / f"role-{number:02d}.md").write_text(
-            f"# Role {number}\n\n## Duties\nRole {number} plans delivery and reviews designs.\n", encoding="utf-8"
+            f"# Role {number}\n\n## Duties\nRole {number} plans delivery and reviews designs.\n",
+            encoding="utf-8",
         )
     async with running(fake, service, tmp_path) as bot:
         await fake.dispatch("INTERACTION_CREATE", fake.command_event("reindex", dm=True, user_id=ADMIN_ID))
@@ -492,7 +514,9 @@ async def test_a_long_reindex_summary_keeps_every_skipped_file_and_its_reason(
     ]
     added_shown = [line for line in summary.splitlines() if line.startswith("  added: role-")]
     assert added_shown and summary.endswith(f"\n… {40 - len(added_shown)} more lines not shown")
-    assert bot.records.audit_entries()[0].detail.startswith("added 40, changed 0, removed 0, unchanged 3, skipped 20")
+    assert bot.records.audit_entries()[0].detail.startswith(
+        "added 40, changed 0, removed 0, unchanged 3, skipped 20"
+    )
 
 
 async def test_a_member_with_manage_server_may_reindex_in_a_listed_server_only(
@@ -500,14 +524,18 @@ async def test_a_member_with_manage_server_may_reindex_in_a_listed_server_only(
 ) -> None:
     # A public bot can be added to anyone's server, where whoever added it has Manage Server: that
     # counts only in the servers listed in ROLECALL_DISCORD_ADMIN_SERVERS.
-    event = fake.command_event("reindex", user_id=SERVER_ADMIN_ID, permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD)
+    event = fake.command_event(
+        "reindex", user_id=SERVER_ADMIN_ID, permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD
+    )
     async with running(fake, service, tmp_path / "unlisted") as unlisted:
         await fake.dispatch("INTERACTION_CREATE", event)
         [refusal] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/")
         assert refusal.body["flags"] & 64 and "only Rolecall admins" in refusal.body["content"]
         assert [e.result for e in unlisted.records.audit_entries()] == ["refused"]
 
-    event = fake.command_event("reindex", user_id=SERVER_ADMIN_ID, permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD)
+    event = fake.command_event(
+        "reindex", user_id=SERVER_ADMIN_ID, permissions=EVERYDAY_PERMISSIONS | MANAGE_GUILD
+    )
     async with running(fake, service, tmp_path / "listed", admin_servers=frozenset({GUILD_ID})) as listed:
         await fake.dispatch("INTERACTION_CREATE", event)
         _, summary = await fake.wait_for("POST", f"/webhooks/{APP_ID}/", count=2)
@@ -517,7 +545,11 @@ async def test_a_member_with_manage_server_may_reindex_in_a_listed_server_only(
 
 
 async def test_a_reindex_that_crashes_is_audited_as_failed_and_the_old_index_keeps_answering(
-    fake: FakeDiscord, small_knowledge: Path, tmp_path: Path, real_embedder: object, monkeypatch: pytest.MonkeyPatch
+    fake: FakeDiscord,
+    small_knowledge: Path,
+    tmp_path: Path,
+    real_embedder: object,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Fault injection: an error no code path expects (a bug) inside the real build, after the new document
     # was read and embedded.
@@ -535,7 +567,9 @@ async def test_a_reindex_that_crashes_is_audited_as_failed_and_the_old_index_kee
             r"Reindex failed \(ref [0-9A-F]{6}\); the previous index keeps serving\.", reply.body["content"]
         )
         [entry] = bot.records.audit_entries()
-        assert (entry.action, entry.result) == ("reindex", "failed") and entry.detail.startswith("RuntimeError (ref ")
+        assert (entry.action, entry.result) == ("reindex", "failed") and entry.detail.startswith(
+            "RuntimeError (ref "
+        )
         await fake.dispatch("MESSAGE_CREATE", fake.message_event(PAY_QUESTION, dm=True))
         await fake.dispatch(
             "MESSAGE_CREATE", fake.message_event("Which tools do data scientists use?", dm=True)
@@ -543,7 +577,9 @@ async def test_a_reindex_that_crashes_is_audited_as_failed_and_the_old_index_kee
         posts = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages", count=2)
         by_question = {only_embed(post)["title"]: only_embed(post) for post in posts}
         assert by_question[PAY_QUESTION]["fields"][0]["name"] == "Senior Back-End Software Engineer › Pay"
-        assert "Data Scientist" not in str(by_question["Which tools do data scientists use?"])  # never went live
+        assert "Data Scientist" not in str(
+            by_question["Which tools do data scientists use?"]
+        )  # never went live
 
 
 async def test_a_non_admin_is_refused_privately_and_the_attempt_audited(bot: Bot) -> None:

@@ -115,7 +115,10 @@ async def test_two_processes_split_the_guilds_and_shard_0_answers_dms(fake, serv
     assert len(replies(fake, CHANNEL_ID)) == 1 and len(replies(fake, SECOND_GUILD_CHANNEL_ID)) == 1
     assert len(replies(fake, DM_CHANNEL_ID)) == 1
     assert str(replies(fake, CHANNEL_ID)[0].body["message_reference"]["message_id"]) == ids["first"]
-    assert str(replies(fake, SECOND_GUILD_CHANNEL_ID)[0].body["message_reference"]["message_id"]) == ids["second"]
+    assert (
+        str(replies(fake, SECOND_GUILD_CHANNEL_ID)[0].body["message_reference"]["message_id"])
+        == ids["second"]
+    )
     assert sorted((shard, event_id) for shard, _, event_id in fake.delivered) == sorted(
         [(0, ids["first"]), (1, ids["second"]), (0, ids["dm"])]
     )

@@ -31,7 +31,11 @@ def test_a_highlight_on_another_sentence_of_the_right_passage_does_not() -> None
 
 
 def test_only_the_first_right_passage_is_judged_and_wrong_ones_are_not() -> None:
-    other = Hit(Passage("other.md", "Other", "Other", "Nothing about $120,000 here."), 0.9, "Nothing about $120,000 here.")
+    other = Hit(
+        Passage("other.md", "Other", "Other", "Nothing about $120,000 here."),
+        0.9,
+        "Nothing about $120,000 here.",
+    )
     figures = _figures("Equity comes on top.", hits_before=(other,))
     assert figures["hit@1"] == 0.0 and figures["hit@3"] == 1.0
     assert (figures["highlight"], figures["highlight_judged"]) == (0.0, 1)

@@ -482,7 +482,9 @@ def test_one_of_two_knowledge_folders_vanishing_mid_reindex_fails_instead_of_dro
     assert sources == set(SMALL_KNOWLEDGE)
 
 
-def admin_over(copied: tuple[Path, Path], real_embedder: Any) -> tuple[RolecallService, RecordStore, AdminActions]:
+def admin_over(
+    copied: tuple[Path, Path], real_embedder: Any
+) -> tuple[RolecallService, RecordStore, AdminActions]:
     """A service over the test's copy, its record store, and admin actions that UADMIN may take on Slack."""
     _, index_dir = copied
     service = make_service(*copied, real_embedder)

@@ -18,7 +18,9 @@ from tests.conftest import BUNDLED_KNOWLEDGE, REPO, FakeEmbedder, make_service
 
 
 def _build(knowledge: Path, index_dir: Path, embedder: Embedder) -> BuildReport:
-    return build_index([knowledge], index_dir, ModelSpec(embedder.model_id, resolve_model(None).location), lambda: embedder)
+    return build_index(
+        [knowledge], index_dir, ModelSpec(embedder.model_id, resolve_model(None).location), lambda: embedder
+    )
 
 
 def _live(index_dir: Path) -> Path:
@@ -63,7 +65,9 @@ def test_past_the_threshold_the_graph_answers_the_eval_questions_like_exact_sear
     questions = [c.question for c in cases]
     got, want = with_graph.retrieve_many(questions, 3), with_flat.retrieve_many(questions, 3)
     for question, hits, expected in zip(questions, got, want, strict=True):
-        assert [(h.passage, h.highlight) for h in hits] == [(h.passage, h.highlight) for h in expected], question
+        assert [(h.passage, h.highlight) for h in hits] == [(h.passage, h.highlight) for h in expected], (
+            question
+        )
         assert [h.score for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
 
 

@@ -96,7 +96,9 @@ def test_only_the_changed_document_is_re_embedded(small_knowledge: Path, tmp_pat
     assert not any(p.source == "site-reliability-engineer.md" for p in after.passages)
 
 
-def test_a_removed_document_drops_out_without_loading_the_model(small_knowledge: Path, tmp_path: Path) -> None:
+def test_a_removed_document_drops_out_without_loading_the_model(
+    small_knowledge: Path, tmp_path: Path
+) -> None:
     embedder = FakeEmbedder()
     _build(small_knowledge, tmp_path / "idx", embedder)
     before = SearchIndex.open(tmp_path / "idx")
@@ -203,6 +205,7 @@ def test_large_sentence_files_are_read_per_passage_with_the_same_rows(
 
 
 # -- an index folder that cannot be written: one line, no traceback -----------------------------------
+
 
 def _one_error_line(err: str) -> str:
     assert "Traceback" not in err, err

@@ -111,7 +111,10 @@ def test_the_same_passages_give_byte_identical_keyword_files_in_any_process(tmp_
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         subprocess.run(
-            [sys.executable, "-c", script, json.dumps(texts), str(tmp_path / seed)], check=True, cwd=root, env=env
+            [sys.executable, "-c", script, json.dumps(texts), str(tmp_path / seed)],
+            check=True,
+            cwd=root,
+            env=env,
         )
     files = sorted(p.name for p in (tmp_path / "1").iterdir())
     assert "vocab.index.json" in files and files == sorted(p.name for p in (tmp_path / "2").iterdir())
@@ -129,7 +132,13 @@ def test_the_same_passages_give_byte_identical_keyword_files_in_any_process(tmp_
 
 def test_a_word_is_rare_when_at_most_two_passages_hold_it_and_never_in_a_small_collection() -> None:
     filler = [f"passage {i} about code review and testing" for i in range(60)]
-    texts = [*filler, "implement debounce for a search box", "debounce and throttle", "throttle once more", "throttle"]
+    texts = [
+        *filler,
+        "implement debounce for a search box",
+        "debounce and throttle",
+        "throttle once more",
+        "throttle",
+    ]
     keyword = KeywordIndex.build(texts)
     assert keyword.rare(tokenize("debounce throttle review")) == {"debounc"}
     assert "debounc" in keyword.rare_vocabulary() and "throttl" not in keyword.rare_vocabulary()

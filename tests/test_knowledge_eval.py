@@ -24,8 +24,9 @@ def test_bundled_knowledge_answers_the_teams_questions(bundled: RolecallService)
     assert result.false_refusals <= 1, result.summary()
     # the bold sentence is an answering one (holds an expected phrase) about 2/3 of the time; the
     # passage's first sentence would be about 1/3
-    assert figures["highlight"] >= 0.6 and figures["highlight"] >= 1.8 * figures["lead_sentence"], result.summary()
-
+    assert figures["highlight"] >= 0.6 and figures["highlight"] >= 1.8 * figures["lead_sentence"], (
+        result.summary()
+    )
 
 
 def test_bundled_knowledge_meets_the_issue_targets_on_questions_written_apart_from_the_ranking(
@@ -45,7 +46,9 @@ def test_the_topic_pages_answer_questions_written_apart_from_the_ranking(bundled
         result = evaluate(read_cases(REPO / "eval" / name), bundled.ask_many)
         figures = result.figures()
         assert figures["hit@1"] >= 0.75 and figures["hit@3"] >= 0.94, f"{name}: {result.summary()}"
-        assert result.off_topic_refused == result.off_topic and result.false_refusals <= 1, f"{name}: {result.summary()}"
+        assert result.off_topic_refused == result.off_topic and result.false_refusals <= 1, (
+            f"{name}: {result.summary()}"
+        )
 
 
 ROLE_ASKS = (  # everyday phrasings, each with the section of a role page that answers it
@@ -87,7 +90,11 @@ def test_everyday_questions_about_a_role_open_the_section_that_answers_them(bund
             first.setdefault(section, []).append(bool(right) and right[0])
             in_top3.append(any(right[:3]))
             if not (right and right[0]):
-                wrong.append(f"{question} -> {hits[0].passage.source} > {hits[0].passage.section}" if hits else question)
+                wrong.append(
+                    f"{question} -> {hits[0].passage.source} > {hits[0].passage.section}"
+                    if hits
+                    else question
+                )
     report = "\n".join(wrong)
     everything = [ok for oks in first.values() for ok in oks]
     assert sum(in_top3) >= 0.97 * len(in_top3), report

@@ -520,9 +520,7 @@ def test_permission_error_while_reading_is_a_skip(tmp_path: Path, monkeypatch: p
         ),
     ],
 )
-def test_hostile_html_loads_in_full(
-    tmp_path: Path, name: str, content: str, expected: str
-) -> None:
+def test_hostile_html_loads_in_full(tmp_path: Path, name: str, content: str, expected: str) -> None:
     doc = load(tmp_path, name, content)  # was a RecursionError that stopped the whole reindex
     assert all_text(doc).startswith(expected)
 
@@ -590,7 +588,16 @@ def test_a_docx_that_unpacks_beyond_the_size_limit_is_skipped(tmp_path: Path) ->
 @pytest.mark.parametrize(
     "unclosed",
     ["<script>x\n", "<!-- x\n", "{/* x\n", "**a ", "_a ", "`", "``a`", "!["],
-    ids=["script", "html-comment", "mdx-comment", "bold", "underscore", "backticks", "code-span-ticks", "image"],
+    ids=[
+        "script",
+        "html-comment",
+        "mdx-comment",
+        "bold",
+        "underscore",
+        "backticks",
+        "code-span-ticks",
+        "image",
+    ],
 )
 def test_many_unclosed_tags_comments_or_emphasis_markers_are_a_normal_file(
     tmp_path: Path, unclosed: str
@@ -713,8 +720,13 @@ def test_a_folder_that_cannot_be_listed_any_more_keeps_the_documents_indexed_fro
         (knowledge / "teams").chmod(0o755)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     assert "added 0, changed 0, removed 0, unchanged 1, skipped 1;" in done.stdout
-    assert "skipped: teams: cannot list folder: permission denied; 2 documents indexed from it before kept" in done.stdout
+    assert (
+        "skipped: teams: cannot list folder: permission denied; 2 documents indexed from it before kept"
+        in done.stdout
+    )
     sources = {p.source for p in SearchIndex.open(tmp_path / "idx").passages}
     assert {"teams/platform.md", "teams/data.md"} <= sources
     # readable again: nothing to re-embed, nothing lost
-    assert "added 0, changed 0, removed 0, unchanged 3, skipped 0;" in rolecall_bound_by_file_modes(argv).stdout
+    assert (
+        "added 0, changed 0, removed 0, unchanged 3, skipped 0;" in rolecall_bound_by_file_modes(argv).stdout
+    )

@@ -49,7 +49,9 @@ def _questions(limit: int) -> list[str]:
 
 
 def test_onnx_vectors_match_torch(onnx: OnnxEmbedder, real_embedder: SentenceTransformerEmbedder) -> None:
-    texts = _questions(40) + [p.read_text(encoding="utf-8")[:1500] for p in sorted(BUNDLED_KNOWLEDGE.glob("*.md"))]
+    texts = _questions(40) + [
+        p.read_text(encoding="utf-8")[:1500] for p in sorted(BUNDLED_KNOWLEDGE.glob("*.md"))
+    ]
     assert np.max(np.abs(onnx.embed_documents(texts) - real_embedder.embed_documents(texts))) < 1e-4
     for text in texts[:5]:
         assert np.max(np.abs(onnx.embed_queries([text]) - real_embedder.embed_queries([text]))) < 1e-4
@@ -76,13 +78,17 @@ def test_int8_questions_stay_within_a_cosine_of_0_999_and_documents_stay_exact(
     assert float(cosines.min()) >= 0.999
     assert float(cosines.min()) < 0.99999  # really the int8 graph, not the exact one
     documents = [p.read_text(encoding="utf-8")[:1500] for p in sorted(BUNDLED_KNOWLEDGE.glob("*.md"))]
-    assert np.max(np.abs(onnx_int8.embed_documents(documents) - real_embedder.embed_documents(documents))) < 1e-4
+    assert (
+        np.max(np.abs(onnx_int8.embed_documents(documents) - real_embedder.embed_documents(documents))) < 1e-4
+    )
     [exact] = models.glob(f"*/{onnx_module.ONNX_FILE}")
     quantised = exact.with_name(onnx_module.QUERY_ONNX_FILE)
     assert quantised.stat().st_size < 0.8 * exact.stat().st_size
 
 
-def test_int8_questions_get_the_same_answers(onnx_int8: OnnxEmbedder, onnx: OnnxEmbedder, tmp_path: Path) -> None:
+def test_int8_questions_get_the_same_answers(
+    onnx_int8: OnnxEmbedder, onnx: OnnxEmbedder, tmp_path: Path
+) -> None:
     """The eval questions of the bundled knowledge: (near-)always the same verdict, first passage and top 3.
 
     Here all 99 get the same verdict and first passage and 98 the same top 3; the margins leave room
@@ -107,7 +113,9 @@ AVX2_ONLY = "fpu sse4_2 avx fma avx2 sha_ni"  # the AMD EPYC where the int8 grap
 AVX512_VNNI_AMX = "fpu sse4_2 avx fma avx2 avx512f avx512_vnni amx_bf16 amx_int8"  # where it took 0.83x
 
 
-@pytest.mark.parametrize(("flags", "precision"), [(AVX2_ONLY, "fp32"), (AVX512_VNNI_AMX, "int8"), ("", "fp32")])
+@pytest.mark.parametrize(
+    ("flags", "precision"), [(AVX2_ONLY, "fp32"), (AVX512_VNNI_AMX, "int8"), ("", "fp32")]
+)
 def test_auto_precision_picks_the_int8_graph_only_on_a_cpu_with_int8_dot_products(
     models: Path, tmp_path: Path, flags: str, precision: str
 ) -> None:
@@ -190,7 +198,9 @@ print(before, rss_mb(), report.embedded_passages)
 """
 
 
-def test_a_serving_process_gives_back_a_reindex_s_memory(onnx: OnnxEmbedder, models: Path, tmp_path: Path) -> None:
+def test_a_serving_process_gives_back_a_reindex_s_memory(
+    onnx: OnnxEmbedder, models: Path, tmp_path: Path
+) -> None:
     """A chat reindex re-embeds every document; afterwards the process is about as big as before it.
 
     The build's long batches grow ONNX Runtime's memory arena: a serving process that kept the
@@ -201,7 +211,11 @@ def test_a_serving_process_gives_back_a_reindex_s_memory(onnx: OnnxEmbedder, mod
     make_service(knowledge, tmp_path / "idx", onnx).reindex()
     result = subprocess.run(
         [sys.executable, "-c", SERVE_THROUGH_A_REINDEX, str(knowledge), str(tmp_path / "idx"), str(models)],
-        capture_output=True, text=True, timeout=600, cwd=REPO, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     before, after, embedded = result.stdout.split()

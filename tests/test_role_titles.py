@@ -37,7 +37,10 @@ def pages(
 
 
 def _opened(
-    tmp_path_factory: pytest.TempPathFactory, docs: dict[str, str], name: str, embedder: SentenceTransformerEmbedder
+    tmp_path_factory: pytest.TempPathFactory,
+    docs: dict[str, str],
+    name: str,
+    embedder: SentenceTransformerEmbedder,
 ) -> RolecallService:
     folder = write_docs(tmp_path_factory.mktemp(name), docs)
     service = make_service(folder, tmp_path_factory.mktemp(f"{name}-index") / "idx", embedder)
@@ -141,7 +144,9 @@ def test_a_short_name_two_roles_share_names_neither() -> None:
 def test_a_comparison_of_shortened_title_roles_shows_both(
     tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
 ) -> None:
-    answer = _opened(tmp_path_factory, JOB_PAGES, "job-pages", real_embedder).ask("sr backend vs sr swe: who earns more?")
+    answer = _opened(tmp_path_factory, JOB_PAGES, "job-pages", real_embedder).ask(
+        "sr backend vs sr swe: who earns more?"
+    )
     assert answer.answered
     assert {hit.passage.source for hit in answer.hits[:2]} == {"back.txt", "swe.txt"}
 
@@ -152,7 +157,11 @@ def test_a_comparison_of_shortened_title_roles_shows_both(
         ("I'm an SRE, how do I move into management?", [], "I'm an how do I move into management?"),
         ("as an SRE, how do I become an EM?", ["em.md"], "as an how do I become an engineering manager?"),
         # no move asked: the role they hold is what they ask about
-        ("I'm an SRE, what should I learn next?", ["sre.md"], "I'm an site reliability engineer, what should I learn next?"),
+        (
+            "I'm an SRE, what should I learn next?",
+            ["sre.md"],
+            "I'm an site reliability engineer, what should I learn next?",
+        ),
         # a move named without saying which role is theirs: both roles, nothing dropped
         ("SRE to EM, how?", ["sre.md", "em.md"], "site reliability engineer to engineering manager, how?"),
     ],

@@ -232,7 +232,10 @@ def test_a_database_error_is_logged_without_the_urls_password(caplog: pytest.Log
     database = Database("postgresql://rc:p%40ss-word@127.0.0.1:9/rolecall")
     assert database.redact("no connection for p@ss-word (p%40ss-word)") == "no connection for *** (***)"
     # and on one line: the CLI prints each line of an error as an error of its own
-    assert database.redact("refused\n\tIs the server running on host?") == "refused Is the server running on host?"
+    assert (
+        database.redact("refused\n\tIs the server running on host?")
+        == "refused Is the server running on host?"
+    )
     store = RecordStore(database)
     store.database.connect = _failing_with("cannot log in as rc with p@ss-word")  # type: ignore[method-assign,assignment]
     with caplog.at_level(logging.ERROR):

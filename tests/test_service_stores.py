@@ -56,10 +56,14 @@ def _service(
 
 @pytest.fixture(scope="module", params=["faiss", "qdrant"])
 def opened(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    real_embedder: SentenceTransformerEmbedder,
 ) -> Iterator[RolecallService]:
     folder = tmp_path_factory.mktemp(request.param)
-    service = _service(write_docs(folder / "knowledge", SMALL_KNOWLEDGE), folder / "index", real_embedder, request.param)
+    service = _service(
+        write_docs(folder / "knowledge", SMALL_KNOWLEDGE), folder / "index", real_embedder, request.param
+    )
     service.open()
     yield service
     service.close()
@@ -83,10 +87,15 @@ def test_both_stores_answer_with_the_same_document_first(opened: RolecallService
 
 
 @pytest.mark.parametrize("question", OFF_TOPIC)
-def test_both_stores_refuse_off_topic_questions_and_list_the_roles(opened: RolecallService, question: str) -> None:
+def test_both_stores_refuse_off_topic_questions_and_list_the_roles(
+    opened: RolecallService, question: str
+) -> None:
     answer = opened.ask(question)
     assert answer.hits == ()
-    assert set(answer.known_roles) == {"Senior Back-End Software Engineer", "Site Reliability / DevOps Engineer"}
+    assert set(answer.known_roles) == {
+        "Senior Back-End Software Engineer",
+        "Site Reliability / DevOps Engineer",
+    }
     assert answer.known_topics == ("Engineering Career Ladder",)  # aliases, but its title names no role
 
 
@@ -123,7 +132,9 @@ def test_a_qdrant_replica_needs_nothing_but_the_engine(
     assert replica.ask("How do I get promoted from senior to staff engineer?").hits[0].passage.source == (
         "career-ladder.md"
     )
-    assert "Engineering Career Ladder" in replica.known_topics  # the documents live in the collection metadata
+    assert (
+        "Engineering Career Ladder" in replica.known_topics
+    )  # the documents live in the collection metadata
     assert replica.passage_count > 0 and not (tmp_path / "replica").exists()
 
 
@@ -178,7 +189,10 @@ def test_questions_from_threads_while_another_service_reindexes_always_get_an_an
 
 
 def test_a_reindex_failing_half_way_leaves_the_alias_on_the_old_collection(
-    tmp_path: Path, real_embedder: SentenceTransformerEmbedder, client: QdrantClient, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    real_embedder: SentenceTransformerEmbedder,
+    client: QdrantClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
     service = _service(knowledge, tmp_path / "index", real_embedder, client=client)
@@ -246,8 +260,11 @@ def test_an_expired_lease_of_a_crashed_replica_is_taken_over(
     crashed = QdrantLease(client, seconds=30, owner="crashed-replica")
     crashed.acquire()  # and then the process is gone: nobody renews or releases it
     service = _service(
-        write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE), tmp_path / "index", real_embedder,
-        client=client, reindex_lease_seconds=30.0,
+        write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE),
+        tmp_path / "index",
+        real_embedder,
+        client=client,
+        reindex_lease_seconds=30.0,
     )
     with pytest.raises(ReindexBusyError, match="crashed-replica"):
         service.reindex()  # an explicit reindex is refused while the lease runs
@@ -268,7 +285,9 @@ def test_a_replica_starting_while_another_builds_follows_that_build(
 ) -> None:
     knowledge = write_docs(tmp_path / "knowledge", SMALL_KNOWLEDGE)
     builder = _service(knowledge, tmp_path / "index-1", real_embedder, client=client)
-    follower = _service(knowledge, tmp_path / "index-2", real_embedder, client=client, reindex_lease_seconds=8.0)
+    follower = _service(
+        knowledge, tmp_path / "index-2", real_embedder, client=client, reindex_lease_seconds=8.0
+    )
     building = threading.Event()
 
     def slow_progress(message: str) -> None:
@@ -282,7 +301,9 @@ def test_a_replica_starting_while_another_builds_follows_that_build(
     follower.open(messages.append)  # returns once the builder's collection is live
     first.join(timeout=120)
     assert any("waiting for that replica" in m for m in messages), messages
-    assert not (tmp_path / "index-2").exists() or not any((tmp_path / "index-2").iterdir())  # it built nothing
+    assert not (tmp_path / "index-2").exists() or not any(
+        (tmp_path / "index-2").iterdir()
+    )  # it built nothing
     question = next(iter(QUESTIONS))
     assert follower.ask(question).hits[0].passage.source == builder.ask(question).hits[0].passage.source
 
@@ -299,7 +320,9 @@ def test_a_reindex_that_lost_its_lease_does_not_move_the_alias(
 
     def stalls(message: str) -> None:
         if message.startswith("publishing"):  # it stalled past its lease and another replica took over
-            client.update_collection(lease.name, metadata={"owner": "other-replica", "expires": time.time() + 60})
+            client.update_collection(
+                lease.name, metadata={"owner": "other-replica", "expires": time.time() + 60}
+            )
 
     with pytest.raises(ReindexBusyError, match="lease was lost"):
         service.reindex(progress=stalls)
@@ -339,7 +362,10 @@ def bundled(
 ) -> Iterator[dict[str, RolecallService]]:
     """The bundled knowledge through both stores: one index folder, published to Qdrant in memory."""
     folder = tmp_path_factory.mktemp("bundled")
-    services = {store: _service(BUNDLED_KNOWLEDGE, folder / "index", real_embedder, store) for store in ("faiss", "qdrant")}
+    services = {
+        store: _service(BUNDLED_KNOWLEDGE, folder / "index", real_embedder, store)
+        for store in ("faiss", "qdrant")
+    }
     for service in services.values():
         service.open()
     yield services
@@ -365,7 +391,9 @@ def test_both_stores_rerank_by_the_same_token_vectors_and_show_the_same_first_pa
     assert embedded.tokens is not None
     question_tokens = embedded.tokens[0]
     ids = [0, 7, 42, len(bundled["faiss"].retriever.index) - 1]
-    match = {store: service.retriever.index.token_match(question_tokens, ids) for store, service in bundled.items()}
+    match = {
+        store: service.retriever.index.token_match(question_tokens, ids) for store, service in bundled.items()
+    }
     qdrant_source = bundled["qdrant"]._qdrant_source
     assert qdrant_source is not None and qdrant_source.is_local  # fetches the ten points and scores them here
     qdrant_source.is_local = False  # as with a server: the engine scores them (MAX_SIM), local mode can too
@@ -378,7 +406,10 @@ def test_both_stores_rerank_by_the_same_token_vectors_and_show_the_same_first_pa
     assert all(scores is not None and np.allclose(scores, folder, atol=1e-5) for scores in match.values())
     questions = [c.question for c in read_cases(REPO / "eval" / "knowledge.jsonl")]
     firsts = {
-        store: [(a.hits[0].passage.source, a.hits[0].passage.section) if a.hits else None for a in service.ask_many(questions)]
+        store: [
+            (a.hits[0].passage.source, a.hits[0].passage.section) if a.hits else None
+            for a in service.ask_many(questions)
+        ]
         for store, service in bundled.items()
     }
     differing = [q for q, f, d in zip(questions, firsts["faiss"], firsts["qdrant"], strict=True) if f != d]

@@ -21,6 +21,7 @@ def _one_line_error(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) 
     assert message.startswith(f"invalid setting {variable}: ") and "\n" not in message
     return message
 
+
 def test_defaults_for_the_operations_settings() -> None:
     settings = load_settings()
     assert settings.rate_limit == 10
@@ -91,7 +92,9 @@ def test_a_malformed_url_is_one_line_naming_it_without_its_password(
     assert "hunter2" not in _one_line_error(monkeypatch, variable, value)
 
 
-def test_the_main_job_is_serve_when_a_token_is_only_in_dot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_main_job_is_serve_when_a_token_is_only_in_dot_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # scripts/run.sh asks this; it looked only at the environment, so a token in .env got the console chat.
     for name in ("SLACK_BOT_TOKEN", "DISCORD_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -214,8 +217,16 @@ def test_the_project_sets_no_rolecall_variable_that_is_not_a_setting() -> None:
     known = {field.alias for field in Settings.model_fields.values()}
     files = [REPO / "Dockerfile", REPO / ".env.example", *REPO.glob("*.yaml"), *REPO.glob("*.yml")]
     for folder in ("bot", "adapters", "index", "bench", "eval", "scripts", ".ci"):
-        files += [p for p in (REPO / folder).rglob("*") if p.is_file() and p.suffix in ("", ".py", ".sh", ".yaml", ".yml")]
-    used = {name for path in files for name in re.findall(r"\bROLECALL_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8"))}
+        files += [
+            p
+            for p in (REPO / folder).rglob("*")
+            if p.is_file() and p.suffix in ("", ".py", ".sh", ".yaml", ".yml")
+        ]
+    used = {
+        name
+        for path in files
+        for name in re.findall(r"\bROLECALL_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8"))
+    }
     assert used and used <= known
 
 
@@ -232,8 +243,14 @@ def test_the_main_job_does_not_warn_the_command_it_picks_does(
     [
         (["SLACK_APP_TOKEN"], "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: "),
         (["SLACK_SIGNING_SECRET"], "SLACK_SIGNING_SECRET is set but SLACK_BOT_TOKEN is not: "),
-        (["SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"], "SLACK_APP_TOKEN and SLACK_SIGNING_SECRET are set but SLACK_BOT_TOKEN is not: "),
-        (["SLACK_APP_TOKEN", "DISCORD_TOKEN"], "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: "),  # Slack would not run
+        (
+            ["SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"],
+            "SLACK_APP_TOKEN and SLACK_SIGNING_SECRET are set but SLACK_BOT_TOKEN is not: ",
+        ),
+        (
+            ["SLACK_APP_TOKEN", "DISCORD_TOKEN"],
+            "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: ",
+        ),  # Slack would not run
     ],
 )
 def test_a_partial_slack_setup_is_one_line_naming_what_is_set_and_what_is_missing(
@@ -265,7 +282,9 @@ def test_a_slack_bot_token_alone_is_one_line_naming_the_two_ways_to_connect(
 def test_empty_credentials_as_in_the_example_dot_env_mean_the_console_chat(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=\nSLACK_APP_TOKEN=\nDISCORD_TOKEN=\nSLACK_SIGNING_SECRET=' '\n")
+    (tmp_path / ".env").write_text(
+        "SLACK_BOT_TOKEN=\nSLACK_APP_TOKEN=\nDISCORD_TOKEN=\nSLACK_SIGNING_SECRET=' '\n"
+    )
     assert main_job() == "chat"
 
 
@@ -315,11 +334,15 @@ def test_a_floor_lowered_below_the_default_support_score_is_accepted(monkeypatch
 def test_the_platform_guides_give_the_same_defaults_as_the_settings_table(guide: str) -> None:
     # docs/discord.md gave DISCORD_API_URL and DISCORD_GATEWAY_URL defaults that operations.md lists as unset.
     defaults = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]*?) \|", settings_table(), flags=re.MULTILINE))
-    rows = re.findall(r"^\| `([A-Z_]+)` \| ([^|]*?) ?\|", (REPO / "docs" / guide).read_text("utf-8"), re.MULTILINE)
+    rows = re.findall(
+        r"^\| `([A-Z_]+)` \| ([^|]*?) ?\|", (REPO / "docs" / guide).read_text("utf-8"), re.MULTILINE
+    )
     unset = {"", "unset", "empty", "(unset)"}
     checked = [name for name, _ in rows if name in defaults]
     assert len(checked) >= 5
     for name, default in rows:
         if name in defaults:
             expected = defaults[name]
-            assert default == expected or {default, expected} <= unset, f"{guide}: {name} default {default!r}, settings {expected!r}"
+            assert default == expected or {default, expected} <= unset, (
+                f"{guide}: {name} default {default!r}, settings {expected!r}"
+            )

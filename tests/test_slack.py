@@ -218,7 +218,9 @@ def check_limits(message: dict[str, Any]) -> None:
 # -- questions ----------------------------------------------------------------------------------
 
 
-async def test_mention_is_answered_in_its_thread_with_the_right_passage(fake, shared_service, records, monkeypatch):
+async def test_mention_is_answered_in_its_thread_with_the_right_passage(
+    fake, shared_service, records, monkeypatch
+):
     release = held_answers(shared_service, monkeypatch)
     async with running(fake, shared_service, records) as run:
         # Slack wants the event acknowledged within 3 s: it is, while the answer is still being made.
@@ -300,7 +302,9 @@ async def test_slow_answer_shows_a_working_reaction_until_posted(fake, shared_se
 async def test_slash_command_answers_privately_and_can_be_shared(fake, shared_service, records, monkeypatch):
     release = held_answers(shared_service, monkeypatch)
     async with running(fake, shared_service, records) as run:
-        asked = run.slack.command(command("how do I get promoted from senior to staff?", fake.response_url("cmd")))
+        asked = run.slack.command(
+            command("how do I get promoted from senior to staff?", fake.response_url("cmd"))
+        )
         status, _, _ = await asyncio.wait_for(asked, 30)
         assert status == 200 and not with_blocks(fake.responses("cmd"))  # acknowledged before the answer
         release.set()
@@ -343,8 +347,10 @@ async def test_slash_command_roles_and_help(fake, shared_service, records):
         ):
             assert f"• {title}" in listing
         # the ladder has aliases but names no role: it follows the roles, as another document
-        assert listing.index("• Site Reliability") < listing.index("and 1 other document:") < listing.index(
-            "• Engineering Career Ladder"
+        assert (
+            listing.index("• Site Reliability")
+            < listing.index("and 1 other document:")
+            < listing.index("• Engineering Career Ladder")
         )
         for name in ("help", "empty"):
             reply = (await wait_for(functools.partial(fake.responses, name), f"the help for {name!r}"))[0]
@@ -518,7 +524,9 @@ async def test_broadcast_mentions_in_a_question_are_not_echoed(fake, shared_serv
     assert all(b["text"].get("verbatim") for b in post["blocks"] if b["type"] == "section")
 
 
-async def test_broadcast_mentions_in_a_document_are_not_posted(fake, small_knowledge, tmp_path, real_embedder, records):
+async def test_broadcast_mentions_in_a_document_are_not_posted(
+    fake, small_knowledge, tmp_path, real_embedder, records
+):
     # A knowledge file pasted from a chat export: its pings must reach nobody when a passage quotes them.
     (small_knowledge / "on-call.md").write_text(
         "---\ntitle: On-Call Rota\n---\n# On-Call Rota\n\n## Handover\n"
@@ -697,7 +705,9 @@ async def test_a_reindex_whose_response_url_is_unreachable_still_runs_and_is_aud
         assert "data-engineer.md" in all_text(post["blocks"])
     assert [(a.action, a.result) for a in records.audit_entries()] == [("reindex", "allowed")]
     assert "added 1" in records.audit_entries()[0].detail
-    assert "Could not acknowledge a reindex" in caplog.text and "Could not post a reindex summary" in caplog.text
+    assert (
+        "Could not acknowledge a reindex" in caplog.text and "Could not post a reindex summary" in caplog.text
+    )
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # two warnings, no error traceback
 
 
@@ -748,7 +758,9 @@ async def test_questions_are_answered_while_a_reindex_runs(fake, own_service, re
 async def test_the_working_reaction_goes_when_the_answer_cannot_be_posted(fake, shared_service, records):
     fake.failures.append(lambda call: "msg_too_long" if call.data.get("blocks") else None)
     async with running(fake, shared_service, records, working_sign_after=0.0) as run:
-        await run.slack.event(dm("what does a site reliability engineer do?", channel="D7", ts="1700000007.000100"))
+        await run.slack.event(
+            dm("what does a site reliability engineer do?", channel="D7", ts="1700000007.000100")
+        )
         await wait_for(
             lambda: [p for p in fake.posts("D7") if p.get("text", "").startswith("Sorry")], "the apology"
         )

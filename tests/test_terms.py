@@ -25,7 +25,10 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
 @pytest.mark.parametrize(
     ("question", "normalised"),
     [
-        ("which dbs and langs for sr backend?", "which databases and programming languages for senior back-end?"),
+        (
+            "which dbs and langs for sr backend?",
+            "which databases and programming languages for senior back-end?",
+        ),
         ("education reqs for a swe?", "education requirements for a software engineer?"),
         ("do they write docs too?", "do they write documentation too?"),
         ("what goes in my promo doc?", "what goes in my promotion packet?"),

@@ -63,7 +63,9 @@ def test_a_reindex_of_one_changed_document_keeps_every_passages_own_token_vector
     before = SearchIndex.open(tmp_path / "idx")
     assert before.tokens is not None
     kept = {p: before.tokens.passage(i) for i, p in enumerate(before.passages) if p.source == "resume.md"}
-    (knowledge / "negotiation.md").write_text(DOCS["negotiation.md"] + "\n## Deadlines\n\nAsk for a week to decide.\n")
+    (knowledge / "negotiation.md").write_text(
+        DOCS["negotiation.md"] + "\n## Deadlines\n\nAsk for a week to decide.\n"
+    )
     report = _build(knowledge, tmp_path / "idx", real_embedder)
     assert report.changed == ["negotiation.md"] and report.unchanged == ["resume.md"]
     after = SearchIndex.open(tmp_path / "idx")
@@ -89,7 +91,9 @@ def test_past_the_size_limit_no_token_vectors_are_written_and_questions_are_stil
     assert hits[0].passage.section == "Offer negotiation > Perks"
 
 
-def test_an_embedder_without_token_outputs_builds_an_index_without_them(small_knowledge: Path, tmp_path: Path) -> None:
+def test_an_embedder_without_token_outputs_builds_an_index_without_them(
+    small_knowledge: Path, tmp_path: Path
+) -> None:
     _build(small_knowledge, tmp_path / "idx", FakeEmbedder())
     assert SearchIndex.open(tmp_path / "idx").tokens is None
 
@@ -112,13 +116,21 @@ class _Version:
     def __init__(self, tokens: dict[int, TokenVectors]) -> None:
         self.tokens = tokens
 
-    def token_match(self, question_tokens: TokenVectors, passage_ids: Sequence[int]) -> npt.NDArray[np.float32] | None:
-        return token_match_scores(question_tokens, [self.tokens[i] for i in passage_ids]) if self.tokens else None
+    def token_match(
+        self, question_tokens: TokenVectors, passage_ids: Sequence[int]
+    ) -> npt.NDArray[np.float32] | None:
+        return (
+            token_match_scores(question_tokens, [self.tokens[i] for i in passage_ids])
+            if self.tokens
+            else None
+        )
 
 
 def _ranked(count: int) -> list[Ranked]:
     return [
-        Ranked(i, 0.5, 1.0 - i * 0.01, Passage("d.md", "D", "D", f"passage {i}"), np.zeros((1, 4), np.float32))
+        Ranked(
+            i, 0.5, 1.0 - i * 0.01, Passage("d.md", "D", "D", f"passage {i}"), np.zeros((1, 4), np.float32)
+        )
         for i in range(count)
     ]
 
@@ -153,4 +165,7 @@ def test_the_bundled_knowledge_is_small_enough_to_carry_token_vectors(
 ) -> None:
     _build(BUNDLED_KNOWLEDGE, tmp_path / "idx", real_embedder)
     opened = SearchIndex.open(tmp_path / "idx")
-    assert opened.tokens is not None and len(opened.tokens) == len(opened.passages) <= store.TOKEN_VECTORS_MAX_PASSAGES
+    assert (
+        opened.tokens is not None
+        and len(opened.tokens) == len(opened.passages) <= store.TOKEN_VECTORS_MAX_PASSAGES
+    )

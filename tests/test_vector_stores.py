@@ -80,7 +80,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTran
 
 
 @pytest.fixture(scope="module")
-def bigger_corpus(tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder) -> Corpus:
+def bigger_corpus(
+    tmp_path_factory: pytest.TempPathFactory, real_embedder: SentenceTransformerEmbedder
+) -> Corpus:
     return _corpus(tmp_path_factory.mktemp("bigger"), {**SMALL_KNOWLEDGE, **DATA_SCIENTIST}, real_embedder)
 
 
@@ -291,11 +293,19 @@ def test_qdrant_keyword_scores_are_the_bm25_scores_of_the_keyword_index() -> Non
     store.keyword_average_length = average_keyword_length(passages)
     store.add(passages, np.tile(np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32), (len(passages), 1)))
     store.swap()
-    for question in ["kubernetes upgrades", "design documents", "$120,000 senior pay", "mentoring code review"]:
+    for question in [
+        "kubernetes upgrades",
+        "design documents",
+        "$120,000 senior pay",
+        "mentoring code review",
+    ]:
         expected = keyword.scores(keyword_query(question))
         ids, _ = sparse_terms(keyword_query(question))
         points = store.client.query_points(
-            store.alias, query=models.SparseVector(indices=ids, values=[1.0] * len(ids)), using=SPARSE, limit=10
+            store.alias,
+            query=models.SparseVector(indices=ids, values=[1.0] * len(ids)),
+            using=SPARSE,
+            limit=10,
         ).points
         got = {int(p.id): float(p.score) for p in points}
         assert set(got) == {i for i, s in enumerate(expected) if s > 0}, question
