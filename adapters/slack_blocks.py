@@ -177,7 +177,7 @@ def answer_blocks(
     if answer.answered:
         for number, hit in enumerate(answer.hits, start=1):
             blocks.append(section(passage_text(hit, number)))
-            blocks.append(context(f"source: `{escape(hit.passage.source)}` · relevance {hit.score:.2f}"))
+            blocks.append(context(f"source: `{escape(hit.passage.source)}`"))
     else:
         blocks.append(section(escape(answer.refusal_text())))
     if shared_by:

@@ -23,7 +23,7 @@ def render_answer(answer: Answer, styled: bool) -> str:
         blocks.append(
             f"{number}. {bold}{hit.passage.section}{reset}\n"
             f"   {body}\n"
-            f"   {dim}source: {hit.passage.source} (score {hit.score:.2f}){reset}"
+            f"   {dim}source: {hit.passage.source}{reset}"
         )
     blocks.extend(f"({note})" for note in answer.notes)
     return "\n\n".join(blocks)

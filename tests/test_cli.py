@@ -258,6 +258,8 @@ def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path
     assert result.returncode == 0, result.stderr
     assert "$120,000" in result.stdout
     assert "source: senior-back-end-engineer.md" in result.stdout
+    # no per-passage number: the second passage's cosine was higher than the first's, against the order shown
+    assert "score" not in result.stdout
     # piped questions are shown above their answers
     pay, promotion = result.stdout.split("you> How do I get promoted from senior to staff?\n")
     assert "you> What does a senior back-end engineer earn?\n1. " in pay and "$120,000" in pay

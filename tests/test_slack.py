@@ -234,6 +234,8 @@ async def test_mention_is_answered_in_its_thread_with_the_right_passage(
         assert "Senior Back-End Software Engineer › Pay" in body
         assert PAY_HIGHLIGHT in body  # the answering sentence in bold
         assert "`senior-back-end-engineer.md`" in body
+        # no per-passage number: the order is the ranking, and a cosine shown beside it could contradict it
+        assert "relevance" not in body
         assert post["text"].startswith("Senior Back-End Software Engineer › Pay: In the United States")
         assert post["parse"] == "none" and "link_names" not in post
         assert set(buttons(post["blocks"])) == {VOTE_UP, VOTE_DOWN}
