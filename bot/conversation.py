@@ -66,10 +66,6 @@ class Reply:
     answer: Answer | None = None
     text: str = ""
 
-    @property
-    def rate_limited(self) -> bool:
-        return self.answer is None
-
 
 class Conversation:
     """Questions and votes from every platform: limits, cutting and metrics implemented once."""

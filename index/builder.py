@@ -46,7 +46,6 @@ class BuildReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     passages: int = 0
     embedded_passages: int = 0
-    model_loaded: bool = False
     wrote_new_version: bool = False
     rebuild_reason: str = ""
     notes: list[str] = field(default_factory=list)  # what an admin should know beyond the counts
@@ -187,7 +186,6 @@ def build_index(
             )
         if new_passages:
             embedder = embedder_factory()
-            report.model_loaded = True
             with_tokens = with_tokens and isinstance(embedder, TokenEmbedder)
             new = _embed_passages(embedder, new_passages, say, show_progress_bar, with_tokens)
             report.embedded_passages = len(new_passages)

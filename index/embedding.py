@@ -107,9 +107,6 @@ class TokenCounter:
         """Word pieces the model sees for this text, [CLS] and [SEP] included."""
         return len(self._tokenizer.encode(text).ids)
 
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        return [len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts))]
-
 
 def _load_tokenizer(spec: ModelSpec) -> Tokenizer:
     from tokenizers import Tokenizer
