@@ -20,7 +20,7 @@ KEYWORD_FOLDER = "keyword"
 
 # Dense search is exact (IndexFlatIP) below HNSW_MIN_PASSAGES passages and an HNSW graph at or above
 # it; the choice is the builder's (dense_kind) and the manifest records it. Figures behind the numbers
-# (bench/speed.py --scale, bench/README.md): exact search costs about 0.55 ms per query at 10k passages
+# (bench/speed.py --scale, bench/HISTORY.md): exact search costs about 0.55 ms per query at 10k passages
 # and 8-19 ms at 100k, linear in between, so past about 20k it outgrows the rest of an ask (about 1.3 ms
 # of BM25, fusion and highlight) while the graph takes about 1 s to build at 20k (6-7 s at 100k) on
 # every reindex that changes anything. efSearch 128 with efConstruction 40 gives recall@10 0.996 against
