@@ -15,7 +15,9 @@ match: the fused score picks the document well, the words tell its windows apart
 then de-duplicated and, for comparisons, drawn from each named role in turn. Each passage's highlight is
 its prose sentence closest to the question (or to question and aspect together), among those naming what
 the question names when some do ("London"); the closest sentence's cosine is the hit's score, comparable
-across questions. Sentence vectors are computed when the index is built, so answering embeds only the
+across questions. No sentence is highlighted twice in one answer: a window whose highlight an earlier
+passage already shows (overlapping windows share a sentence) gives its place to the next candidate,
+SPARE_CANDIDATES of which get highlights for that. Sentence vectors are computed when the index is built, so answering embeds only the
 question.
 
 Where candidates come from is a seam (`CandidateSource`): `FaissCandidates` ranks over an opened
@@ -55,6 +57,7 @@ HIGHLIGHT_ASPECT_WEIGHT = (
     1.0  # the aspect in choosing the highlight: times Aspect.cosines, added to the question's
 )
 PER_SECTION = 2
+SPARE_CANDIDATES = 2  # highlighted beyond k, to replace a passage whose highlight an earlier one shows
 RERANK_TOP = 10  # candidates reranked by token matching; 20 gained one blind hit@3 with the window order, 2x the products
 TOKEN_MATCH_WEIGHT = 1.0  # times the late-interaction score (_token_match_scores); 2.0 refused one more
 SAME_DOCUMENT_TOKEN_WEIGHT = (
@@ -228,7 +231,7 @@ class Retriever:
             for vector, named in zip(query_vectors, roles, strict=True)
         ]
         chosen = [
-            self._choose(version, question, vector, named, aspect, tokens, k)
+            self._choose(version, question, vector, named, aspect, tokens, k + SPARE_CANDIDATES)
             for question, vector, named, aspect, tokens in zip(
                 normalised, query_vectors, roles, aspects, question_tokens, strict=True
             )
@@ -237,9 +240,10 @@ class Retriever:
         pages = [[source for source in named if source in version.roles.role_pages] for named in roles]
         question_stems = [frozenset(tokenize(q)) for q in canonical]
         asks_pay = [bool(_PAY_QUESTION.search(question)) for question in canonical]
-        return self._with_highlights(
+        highlighted = self._with_highlights(
             questions, question_stems, query_vectors, aspects, rare, pages, asks_pay, chosen
         )
+        return [_distinct_highlights(hits, k) for hits in highlighted]
 
     def _choose(
         self,
@@ -622,6 +626,20 @@ def _sentences_of(passage: Passage) -> tuple[tuple[str, ...], tuple[int, ...]]:
 @lru_cache(maxsize=4096)
 def _sentence_and_word_sets(text: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(split_sentences(text)), frozenset(text.lower().split())
+
+
+def _distinct_highlights(hits: Sequence[Hit], k: int) -> list[Hit]:
+    """The first `k` hits whose highlight no earlier hit shows ("On-call is a normal part of the job." once,
+    not from both windows that share it)."""
+    shown: set[str] = set()
+    kept: list[Hit] = []
+    for hit in hits:
+        if hit.highlight not in shown:
+            shown.add(hit.highlight)
+            kept.append(hit)
+        if len(kept) == k:
+            break
+    return kept
 
 
 def _near_duplicate(a: Passage, b: Passage) -> bool:

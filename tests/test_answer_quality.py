@@ -524,6 +524,15 @@ def test_no_near_duplicates_and_at_most_two_passages_per_section(
         assert a.highlight in split_sentences(a.passage.text)
     per_section = Counter((h.passage.source, h.passage.section) for h in hits)
     assert max(per_section.values()) <= 2
+    assert len({h.highlight for h in hits}) == len(hits)  # no sentence highlighted twice
+
+
+def test_a_sentence_two_windows_share_is_highlighted_once(bundled: RolecallService) -> None:
+    # Both windows around it held "On-call is a normal part of the job." as their best sentence, and the
+    # answer showed it twice in bold; the second window now gives its place to the next passage.
+    highlights = [hit.highlight for hit in bundled.ask("how bad is on-call as an SRE realistically").hits]
+    assert highlights.count("On-call is a normal part of the job.") == 1
+    assert len(highlights) == 3 and len(set(highlights)) == 3
 
 
 @pytest.mark.parametrize("greeting", ["hi", "Hello!", "help", "what can you do?", "hey rolecall"])
