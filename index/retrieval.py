@@ -238,7 +238,12 @@ class Retriever:
         ]
         rare = [version.rare_terms(_asked_stems(question)) for question in normalised]
         pages = [[source for source in named if source in version.roles.role_pages] for named in roles]
-        question_stems = [frozenset(tokenize(q)) for q in canonical]
+        # The question's own words, without the roles it names: every sentence of a role's page names the
+        # role, so "backend dev" (normalised to "back-end software engineer") is no word a highlight can answer
+        question_stems = [
+            frozenset(tokenize(q)) - frozenset(tokenize(" ".join(version.roles.names_in(q))))
+            for q in canonical
+        ]
         asks_pay = [bool(_PAY_QUESTION.search(question)) for question in canonical]
         highlighted = self._with_highlights(
             questions, question_stems, query_vectors, aspects, rare, pages, asks_pay, chosen

@@ -153,6 +153,10 @@ class RoleMatcher:
                 found.append(source)
         return found
 
+    def names_in(self, normalised_question: str) -> list[str]:
+        """The role names the question uses, as written ("back-end software engineer"), leaving ones too."""
+        return [match.group(0) for match, _, _ in self._mentions(normalised_question)]
+
     def named_in_full(self, normalised_question: str) -> bool:
         """Does the question name a role by more than a bare level word? "senior" alone names the senior
         engineer's page, but in "what should a senior chef know?" it is the chef's level, not our role.

@@ -450,6 +450,9 @@ def test_a_rare_word_on_the_page_of_the_role_asked_about_answers_even_under_the_
     # A topic's alias is not a role: "stock options" names the job-offers page, whose one rare "lottery"
     # does not answer for it (and two words of three in one sentence are not enough either).
     assert not unreachable.ask("are stock options a lottery?").answered
+    # Nor are the words of a role's name: every sentence of its page holds them. "backend engineer" became
+    # "back-end software engineer", four of six words held by "Learn one back-end language…", which answered.
+    assert not unreachable.ask("is it worth learning origami as a senior backend engineer?").answered
 
 
 @pytest.mark.parametrize(
