@@ -350,6 +350,15 @@ def test_exact_terms_are_found(bundled: RolecallService) -> None:
     assert any("TDD" in h.passage.text for h in bundled.ask("TDD").hits)
 
 
+def test_a_tool_asked_about_for_a_role_is_answered_from_that_roles_tools(bundled: RolecallService) -> None:
+    # The back-end page said nothing of Kubernetes, and the question was answered from "Learn one back-end
+    # language…" through the words of the role's own name; the page now says what back-end roles expect.
+    answer = bundled.ask("should i learn kubernetes as a backend dev?")
+    first = answer.hits[0]
+    assert first.passage.section == "Senior Back-End Software Engineer > Tools"
+    assert "Kubernetes" in first.highlight
+
+
 def test_an_acronym_the_terms_table_spells_out_is_still_an_exact_term(bundled: RolecallService) -> None:
     # The searches see "test-driven development"; the answer leads with the passage that names TDD, and
     # shows no weaker supporting passage after it: any other passage clears the floor on its own.
