@@ -86,6 +86,9 @@ def test_career_changers_and_resume_questions_are_answered_from_their_pages(
         ("my manager and i keep clashing, what should i do", "Disagreeing with your manager"),
         ("my manager takes credit for my work", "Disagreeing with your manager"),
         ("how do I disagree with my boss without hurting my career?", "Disagreeing with your manager"),
+        # refused before the section on a bad review (a probe of common career questions)
+        ("how do i handle a bad performance review?", "A bad performance review"),
+        ("just got put on a PIP, what do i do?", "A bad performance review"),
     ],
 )
 def test_questions_about_working_life_are_answered_from_its_page(
@@ -662,6 +665,12 @@ def test_a_topic_named_beside_another_occupation_does_not_bring_it_into_scope(
     # roles; the questions were answered from it (0.45, 0.49).
     answer = bundled.ask(question)
     assert not answer.answered and not answer.hits
+
+
+def test_startup_or_big_tech_is_answered_from_its_section(bundled: RolecallService) -> None:
+    # answered before from the career-change page's "Where to start when switching"
+    first = bundled.ask("should i join a startup or big tech?").hits[0]
+    assert first.passage.section == "Job Offers and Negotiation > Startup or big tech?"
 
 
 def test_career_questions_with_those_words_are_still_answered(bundled: RolecallService) -> None:
