@@ -89,6 +89,9 @@ def test_career_changers_and_resume_questions_are_answered_from_their_pages(
         # refused before the section on a bad review (a probe of common career questions)
         ("how do i handle a bad performance review?", "A bad performance review"),
         ("just got put on a PIP, what do i do?", "A bad performance review"),
+        ("i got laid off, what should i do first?", "Layoffs and losing your job"),
+        ("how do i deal with imposter syndrome?", "Imposter syndrome"),
+        ("can i move to another team after 6 months?", "Changing teams inside your company"),
     ],
 )
 def test_questions_about_working_life_are_answered_from_its_page(
@@ -671,6 +674,18 @@ def test_startup_or_big_tech_is_answered_from_its_section(bundled: RolecallServi
     # answered before from the career-change page's "Where to start when switching"
     first = bundled.ask("should i join a startup or big tech?").hits[0]
     assert first.passage.section == "Job Offers and Negotiation > Startup or big tech?"
+
+
+def test_specialist_or_generalist_is_answered_from_the_career_ladder(bundled: RolecallService) -> None:
+    # refused before; "jack of all trades" was answered from the software engineer's pay
+    for question in (
+        "should i specialise or be a generalist?",
+        "is it bad to be a jack of all trades as a dev?",
+    ):
+        first = bundled.ask(question).hits[0]
+        assert first.passage.section == "Software Engineering Career Ladder > Specialist or generalist", (
+            question
+        )
 
 
 def test_career_questions_with_those_words_are_still_answered(bundled: RolecallService) -> None:
