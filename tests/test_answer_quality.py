@@ -92,6 +92,9 @@ def test_career_changers_and_resume_questions_are_answered_from_their_pages(
         ("i got laid off, what should i do first?", "Layoffs and losing your job"),
         ("how do i deal with imposter syndrome?", "Imposter syndrome"),
         ("can i move to another team after 6 months?", "Changing teams inside your company"),
+        ("how do i get better at code reviews?", "Code reviews"),  # a bad review's last line came first
+        ("what should i do in my first 90 days at a new job?", "Starting a new job: the first months"),
+        ("how do i say no to my manager?", "Saying no to more work"),
     ],
 )
 def test_questions_about_working_life_are_answered_from_its_page(
@@ -674,6 +677,21 @@ def test_startup_or_big_tech_is_answered_from_its_section(bundled: RolecallServi
     # answered before from the career-change page's "Where to start when switching"
     first = bundled.ask("should i join a startup or big tech?").hits[0]
     assert first.passage.section == "Job Offers and Negotiation > Startup or big tech?"
+
+
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        ("contract vs full time, which is better?", "Contracting or a full-time job"),
+        ("is it ok to job hop every year?", "How often to change jobs"),
+    ],
+)
+def test_questions_about_kinds_of_job_are_answered_from_the_job_offers_page(
+    bundled: RolecallService, question: str, section: str
+) -> None:
+    # both were refused before these sections (a probe of common career questions)
+    first = bundled.ask(question).hits[0]
+    assert first.passage.section == f"Job Offers and Negotiation > {section}"
 
 
 def test_specialist_or_generalist_is_answered_from_the_career_ladder(bundled: RolecallService) -> None:
