@@ -519,12 +519,13 @@ def test_other_occupations_stay_refused_when_their_words_match_or_a_level_is_nam
 
 @pytest.mark.parametrize(
     "question",
-    ["any tips for cheap flights to lisbon in may?", "who won the champions league final last year?"],
+    # ("who won the champions league final last year?" held "last", rare until a new section said "lasting")
+    ["any tips for cheap flights to lisbon in may?", "who won the world cup in qatar?"],
 )
 def test_a_rare_word_alone_does_not_make_an_off_topic_question_answered(
     bundled: RolecallService, question: str
 ) -> None:
-    # One passage names Lisbon as a tech hub, one says "lasting fixes": rare words, but not an answer.
+    # One passage names Lisbon as a tech hub, few say "world": rare words, but not an answer.
     assert any(hit.rare_term for hit in bundled.retriever.retrieve(question, 3))
     assert not bundled.ask(question).answered
 
