@@ -95,6 +95,7 @@ def test_career_changers_and_resume_questions_are_answered_from_their_pages(
         ("how do i get better at code reviews?", "Code reviews"),  # a bad review's last line came first
         ("what should i do in my first 90 days at a new job?", "Starting a new job: the first months"),
         ("how do i say no to my manager?", "Saying no to more work"),
+        ("how many hours a week do software engineers work?", "Working hours"),
     ],
 )
 def test_questions_about_working_life_are_answered_from_its_page(
@@ -693,6 +694,15 @@ def test_questions_about_kinds_of_job_are_answered_from_the_job_offers_page(
     # both were refused before these sections (a probe of common career questions)
     first = bundled.ask(question).hits[0]
     assert first.passage.section == f"Job Offers and Negotiation > {section}"
+
+
+def test_will_ai_replace_engineers_is_answered_from_the_software_engineer_page(
+    bundled: RolecallService,
+) -> None:
+    # answered before from the machine learning engineer's employers and from how to become a software engineer
+    for question in ("is AI going to replace software engineers?", "will chatgpt take my dev job"):
+        first = bundled.ask(question).hits[0]
+        assert first.passage.section == "Software Engineer > AI tools and the future of the job", question
 
 
 def test_specialist_or_generalist_is_answered_from_the_career_ladder(bundled: RolecallService) -> None:
