@@ -705,6 +705,15 @@ def test_will_ai_replace_engineers_is_answered_from_the_software_engineer_page(
         assert first.passage.section == "Software Engineer > AI tools and the future of the job", question
 
 
+def test_a_visa_question_is_not_answered_with_promotion_sponsorship(bundled: RolecallService) -> None:
+    # "sponsorship" found only the career ladder's sponsors for promotion (0.35), and "abroad" the software
+    # engineer's sectors; a section on work visas and a line on working abroad now answer them
+    visa = bundled.ask("do i need a visa sponsorship to work in the US?").hits[0]
+    assert visa.passage.section == "Job Offers and Negotiation > Working abroad and work visas"
+    abroad = bundled.ask("how do i get a job abroad as a developer?").hits[0]
+    assert "abroad" in abroad.highlight and "visa" in abroad.highlight
+
+
 def test_specialist_or_generalist_is_answered_from_the_career_ladder(bundled: RolecallService) -> None:
     # refused before; "jack of all trades" was answered from the software engineer's pay
     for question in (
