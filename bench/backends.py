@@ -53,9 +53,8 @@ def main() -> None:
     )
     parser.add_argument("eval_file", type=Path)
     parser.add_argument("--knowledge", type=Path, action="append", help="corpus folder (default: bundled)")
-    parser.add_argument(
-        "--time-queries", type=Path, metavar="MODELS", help=argparse.SUPPRESS
-    )  # the child's mode
+    # the child's mode
+    parser.add_argument("--time-queries", type=Path, metavar="MODELS", help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = load_settings()
     questions = [

@@ -125,9 +125,8 @@ def _service_row(
         searches.append((time.perf_counter() - started) * 1000)
     p95 = statistics.quantiles(latencies, n=20)[18] if len(latencies) > 1 else latencies[0]
     figures = result.figures()
-    judged = bool(figures["answerable"]) and not corpus.startswith(
-        "synthetic"
-    )  # random vectors: no right answer
+    # random vectors: no right answer
+    judged = bool(figures["answerable"]) and not corpus.startswith("synthetic")
     return (
         f"| {corpus} | {store} | {service.passage_count} | {'-' if build is None else f'{build:.1f}'}"
         f" | {'-' if publish_seconds is None else f'{publish_seconds:.1f}'}"

@@ -69,19 +69,16 @@ class ServiceConfig:
     top_k: int
     min_score: float
     max_file_bytes: int
-    support_score: float = (
-        0.30  # below the floor, a passage of the top k still shows after those that clear it
-    )
+    # below the floor, a passage of the top k still shows after those that clear it
+    support_score: float = 0.30
     fusion: Fusion = "weighted"  # "rrf" only to measure reciprocal rank fusion against it (bench/quality.py)
     model_cache_dir: Path | None = None  # the ONNX export is cached here; None: use torch
     embedder: str = "onnx"  # "onnx" (ONNX Runtime, falls back to torch) or "torch"
-    query_precision: QueryPrecision = (
-        "fp32"  # ONNX: questions through the exact model, the int8 copy ("int8"), or by CPU
-    )
+    # ONNX: questions through the exact model, the int8 copy ("int8"), or by CPU
+    query_precision: QueryPrecision = "fp32"
     threads: int = 0  # inference threads; 0: every CPU this process may use
-    vector_store: Literal["faiss", "qdrant"] = (
-        "faiss"  # qdrant: answer from the engine, publish reindexes there
-    )
+    # qdrant: answer from the engine, publish reindexes there
+    vector_store: Literal["faiss", "qdrant"] = "faiss"
     qdrant_url: str = ""  # a Qdrant server; else qdrant_path (local mode), else memory
     qdrant_path: Path | None = None
     qdrant_api_key: str = field(default="", repr=False)
@@ -302,9 +299,8 @@ class RolecallService:
         ):
             notes = (cut_note(len(question), len(original), MAX_QUESTION_CHARS),) if was_cut else ()
             normalised = normalise(question)
-            if is_greeting(question) or is_thanks(
-                question
-            ):  # rendered as how to use the bot, or you're welcome
+            # rendered as how to use the bot, or you're welcome
+            if is_greeting(question) or is_thanks(question):
                 answers.append(Answer(question, (), roles, notes, topics))
                 continue
             # a role the asker is leaving, and the field words in its name, do not bring the question into
@@ -379,9 +375,8 @@ class RolecallService:
                     if report.wrote_new_version:  # else the live index stays; a first ask opens it lazily
                         self._install(self._open_index())
             except IndexBusyError as exc:
-                result = (
-                    "busy"  # another process is building this index folder, or another replica publishing
-                )
+                # another process is building this index folder, or another replica publishing
+                result = "busy"
                 raise ReindexBusyError(str(exc)) from exc
             result = "ok"
             return report

@@ -391,9 +391,8 @@ class Settings(BaseSettings):
     def discord_admin_servers(self) -> frozenset[int]:
         """Servers whose Manage Server members count as admins (none by default: a public bot can be
         added to anyone's server, where its adder has Manage Server)."""
-        return frozenset(
-            int(item) for item in _split_list(self.discord_admin_servers_list)
-        )  # digits: checked
+        # digits: checked
+        return frozenset(int(item) for item in _split_list(self.discord_admin_servers_list))
 
     @property
     def discord_shard_ids(self) -> tuple[int, ...]:

@@ -21,10 +21,9 @@ from index.store import DocumentRecord, Manifest
 from index.terms import TERMS_FILE, default_normaliser
 from index.types import Document, Passage, SkippedFile
 
-CHUNKING_VERSION = (
-    "sentences-v4"  # v2: highlight sentences embedded at build time; v3: passages keep their line starts;
-)
+# v2: highlight sentences embedded at build time; v3: passages keep their line starts;
 # v4: Chinese and Japanese full stops end sentences, runs without spaces are cut to fit, unreadable runs left out
+CHUNKING_VERSION = "sentences-v4"
 TARGET_TOKENS = 220
 OVERLAP_SENTENCES = 1
 
@@ -111,9 +110,8 @@ def build_index(
                 # A skipped file is read again every time: what made it unreadable may have been fixed.
                 loaded = load_file(path, root, max_bytes)
                 if isinstance(loaded, SkippedFile):
-                    if (
-                        indexed is not None
-                    ):  # unreadable now (half-saved, a permission): keep what was indexed
+                    # unreadable now (half-saved, a permission): keep what was indexed
+                    if indexed is not None:
                         kept_records.append(indexed)
                         report.skipped.append(
                             SkippedFile(source, f"{loaded.reason}; the version indexed before is kept")

@@ -227,10 +227,8 @@ def _cut_word(word: str, count_tokens: Callable[[str], int], budget: int) -> lis
         count_tokens(word[: budget * _MAX_CHARS_PER_PIECE]) > budget
         or len(word) > budget * _MAX_CHARS_PER_PIECE
     ):
-        low, high = (
-            1,
-            min(len(word), budget * _MAX_CHARS_PER_PIECE),
-        )  # the longest prefix that fits, by bisection
+        # the longest prefix that fits, by bisection
+        low, high = 1, min(len(word), budget * _MAX_CHARS_PER_PIECE)
         while low < high:
             middle = (low + high + 1) // 2
             if count_tokens(word[:middle]) <= budget:

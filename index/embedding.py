@@ -21,9 +21,8 @@ if TYPE_CHECKING:
 Vectors = npt.NDArray[np.float32]
 TokenVectors = npt.NDArray[np.float32]  # one unit vector per word piece of a text, [CLS] and [SEP] left out
 QueryPrecision = Literal["auto", "int8", "fp32"]  # the ONNX graph questions go through; auto: by the CPU
-INT8_DOT_FLAGS = frozenset(
-    {"avx512_vnni", "avx_vnni", "amx_int8"}
-)  # x86 int8 dot products the int8 graph needs
+# x86 int8 dot products the int8 graph needs
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 PACKAGED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MAX_TOKENS = 256  # all-MiniLM-L6-v2 keeps 256 word pieces and drops the rest

@@ -35,15 +35,13 @@ from index.memory import return_free_memory
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = (
-    2  # bump when the exported graph changes; a new cache file is then written (2: fused attention)
-)
+# bump when the exported graph changes; a new cache file is then written (2: fused attention)
+EXPORT_VERSION = 2
 ONNX_FILE = "model.onnx"
 OPSET = 17
 BATCH_SIZE = 32
-BATCH_TOKENS = (
-    2048  # padded tokens per batch: long passages go 8 at a time; 4096 took as long, with ~50 MB more peak
-)
+# padded tokens per batch: long passages go 8 at a time; 4096 took as long, with ~50 MB more peak
+BATCH_TOKENS = 2048
 EXPORT_TOLERANCE = 1e-4  # largest difference from the torch model accepted for the exported graph
 QUERY_ONNX_FILE = "model-query-int8-b32.onnx"  # the query graph; rename when quantise_for_queries changes
 QUANT_BLOCK = 32  # weights that share one scale, along each output's inputs
@@ -288,9 +286,8 @@ class OnnxEmbedder:
         batch_size: int = BATCH_SIZE,
         query_precision: QueryPrecision = "fp32",
     ) -> None:
-        self.model_id = (
-            spec.model_id
-        )  # same document vectors as the torch model, so indexes are interchangeable
+        # same document vectors as the torch model, so indexes are interchangeable
+        self.model_id = spec.model_id
         self._spec = spec
         self._path = onnx_model_path(spec, cache_dir)
         int8 = resolve_query_precision(query_precision) == "int8"

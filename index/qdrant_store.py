@@ -35,9 +35,8 @@ DEFAULT_ALIAS = "rolecall"
 DENSE = "dense"
 SPARSE = "keywords"
 SENTENCES = "sentences"  # a multivector: one row per highlight sentence (chunking.passage_sentences)
-TOKENS = (
-    "tokens"  # a multivector: the passage's word-piece vectors for the token rerank (when the index has them)
-)
+# a multivector: the passage's word-piece vectors for the token rerank (when the index has them)
+TOKENS = "tokens"
 KEEP_VERSIONS = 2  # the live collection and the one before it (for a rollback); older ones are dropped
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, so both stores score keywords alike
 PREFETCH = 40  # candidates each of dense and sparse search hand to the fusion, as index.retrieval.CANDIDATES
@@ -143,9 +142,8 @@ class QdrantVectorStore:
                     multivector_config=models.MultiVectorConfig(
                         comparator=models.MultiVectorComparator.MAX_SIM
                     ),
-                    hnsw_config=models.HnswConfigDiff(
-                        m=0
-                    ),  # read for the best few candidates, never searched
+                    # read for the best few candidates, never searched
+                    hnsw_config=models.HnswConfigDiff(m=0),
                 ),
             },
             sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
@@ -346,9 +344,8 @@ class QdrantVersion:
         self.role_boost = ROLE_BOOST
         self._count = count
         self._rare = frozenset(str(t) for t in metadata.get("rare_terms", ()))
-        self._has_tokens = bool(
-            metadata.get("token_vectors", False)
-        )  # False for collections published before
+        # False for collections published before
+        self._has_tokens = bool(metadata.get("token_vectors", False))
 
     def __len__(self) -> int:
         return self._count

@@ -49,20 +49,17 @@ from index.types import Hit, Passage
 CANDIDATES = 40
 KEYWORD_WEIGHT = 0.2
 ROLE_BOOST = 0.1
-SENTENCE_WEIGHT = (
-    0.15  # times a candidate's best sentence cosine: one sentence that answers beats a vague passage
-)
+# times a candidate's best sentence cosine: one sentence that answers beats a vague passage
+SENTENCE_WEIGHT = 0.15
 ASPECT_WEIGHT = 0.3  # one named role: its passages' best sentence cosine to the question without it (_aspect)
-HIGHLIGHT_ASPECT_WEIGHT = (
-    1.0  # the aspect in choosing the highlight: times Aspect.cosines, added to the question's
-)
+# the aspect in choosing the highlight: times Aspect.cosines, added to the question's cosine
+HIGHLIGHT_ASPECT_WEIGHT = 1.0
 PER_SECTION = 2
 SPARE_CANDIDATES = 2  # highlighted beyond k, to replace a passage whose highlight an earlier one shows
 RERANK_TOP = 10  # candidates reranked by token matching; 20 gained one blind hit@3 with the window order, 2x the products
 TOKEN_MATCH_WEIGHT = 1.0  # times the late-interaction score (_token_match_scores); 2.0 refused one more
-SAME_DOCUMENT_TOKEN_WEIGHT = (
-    1.0  # more of it, ordering the first document's windows among themselves (3+ lost hit@3)
-)
+# more of it, ordering the first document's windows among themselves (3+ lost hit@3)
+SAME_DOCUMENT_TOKEN_WEIGHT = 1.0
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
 
 Fusion = Literal["weighted", "rrf"]
@@ -165,9 +162,8 @@ class FaissCandidates:
             index.keyword.top(keyword_scores, CANDIDATES) if best_keyword > 0 else np.array([], dtype=int)
         )
         dense_found = dense_ids[0][dense_ids[0] >= 0]
-        ids = list(
-            dict.fromkeys(dense_found.tolist() + keyword_ids.tolist())
-        )  # dense first, then keyword-only
+        # dense first, then keyword-only
+        ids = list(dict.fromkeys(dense_found.tolist() + keyword_ids.tolist()))
         cosines = index.cosine(vector, ids)
         if self.fusion == "rrf":
             dense_rank = {pid: rank for rank, pid in enumerate(dense_found.tolist())}
@@ -409,9 +405,8 @@ class Retriever:
                 # prose sentence's, as the rare word's sentence may sit far from the question.
                 scored = shown if spelled or not holding else max(prose_rows, key=lambda i: similarities[i])
                 naming = [] if required else _naming_rows(asked, passage, pool)
-                if (
-                    about_pay and not required and not naming
-                ):  # "what does X earn?" shows a figure, not "pay varies"
+                # "what does X earn?" shows a figure, not "pay varies"
+                if about_pay and not required and not naming:
                     naming = [i for i in pool if _MONEY.search(sentences[i])]
                 if aspect is not None and not required:
                     answering = similarities + HIGHLIGHT_ASPECT_WEIGHT * aspect.cosines(rows)

@@ -409,9 +409,8 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             yield
         finally:
             if created and not (index_dir / CURRENT_FILE).exists():
-                shutil.rmtree(
-                    index_dir, ignore_errors=True
-                )  # its lock file and leftovers are all this build's
+                # its lock file and leftovers are all this build's
+                shutil.rmtree(index_dir, ignore_errors=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

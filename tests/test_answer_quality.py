@@ -847,9 +847,8 @@ def test_the_refusal_names_the_roles_and_only_a_few_other_documents(tmp_path: Pa
     service = make_service(write_docs(tmp_path / "kb", {**topics, **role}), tmp_path / "idx", FakeEmbedder())
     service.reindex()
     text = service.ask("hi").refusal_text()
-    assert (
-        "I know about these roles: Site Reliability Engineer." in text
-    )  # the role named, not the page title
+    # the role named, not the page title
+    assert "I know about these roles: Site Reliability Engineer." in text
     assert "topics such as: Interview topic 00; " in text and "; and 4 more." in text
     assert "Interview topic 09" not in text and "About the" not in text
 

@@ -269,6 +269,5 @@ def test_console_chat_on_the_bundled_knowledge_answers_the_pay_question(tmp_path
     list_items = [line for line in result.stdout.splitlines() if line.lstrip().startswith("- ")]
     assert list_items and all(line.startswith("   - ") for line in list_items)
     assert str(BUNDLED_KNOWLEDGE) in result.stderr  # told that it built the index first
-    assert (
-        "Loading weights" not in result.stderr and "it/s]" not in result.stderr
-    )  # no progress bar of transformers
+    # no progress bar of transformers
+    assert "Loading weights" not in result.stderr and "it/s]" not in result.stderr

@@ -577,9 +577,8 @@ async def test_a_reindex_that_crashes_is_audited_as_failed_and_the_old_index_kee
         posts = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages", count=2)
         by_question = {only_embed(post)["title"]: only_embed(post) for post in posts}
         assert by_question[PAY_QUESTION]["fields"][0]["name"] == "Senior Back-End Software Engineer › Pay"
-        assert "Data Scientist" not in str(
-            by_question["Which tools do data scientists use?"]
-        )  # never went live
+        # never went live
+        assert "Data Scientist" not in str(by_question["Which tools do data scientists use?"])
 
 
 async def test_a_non_admin_is_refused_privately_and_the_attempt_audited(bot: Bot) -> None:

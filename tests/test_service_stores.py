@@ -132,9 +132,8 @@ def test_a_qdrant_replica_needs_nothing_but_the_engine(
     assert replica.ask("How do I get promoted from senior to staff engineer?").hits[0].passage.source == (
         "career-ladder.md"
     )
-    assert (
-        "Engineering Career Ladder" in replica.known_topics
-    )  # the documents live in the collection metadata
+    # the documents live in the collection metadata
+    assert "Engineering Career Ladder" in replica.known_topics
     assert replica.passage_count > 0 and not (tmp_path / "replica").exists()
 
 
@@ -301,9 +300,8 @@ def test_a_replica_starting_while_another_builds_follows_that_build(
     follower.open(messages.append)  # returns once the builder's collection is live
     first.join(timeout=120)
     assert any("waiting for that replica" in m for m in messages), messages
-    assert not (tmp_path / "index-2").exists() or not any(
-        (tmp_path / "index-2").iterdir()
-    )  # it built nothing
+    # it built nothing
+    assert not (tmp_path / "index-2").exists() or not any((tmp_path / "index-2").iterdir())
     question = next(iter(QUESTIONS))
     assert follower.ask(question).hits[0].passage.source == builder.ask(question).hits[0].passage.source
 

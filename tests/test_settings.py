@@ -247,10 +247,11 @@ def test_the_main_job_does_not_warn_the_command_it_picks_does(
             ["SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"],
             "SLACK_APP_TOKEN and SLACK_SIGNING_SECRET are set but SLACK_BOT_TOKEN is not: ",
         ),
+        # Slack would not run
         (
             ["SLACK_APP_TOKEN", "DISCORD_TOKEN"],
             "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: ",
-        ),  # Slack would not run
+        ),
     ],
 )
 def test_a_partial_slack_setup_is_one_line_naming_what_is_set_and_what_is_missing(
