@@ -700,7 +700,11 @@ def test_will_ai_replace_engineers_is_answered_from_the_software_engineer_page(
     bundled: RolecallService,
 ) -> None:
     # answered before from the machine learning engineer's employers and from how to become a software engineer
-    for question in ("is AI going to replace software engineers?", "will chatgpt take my dev job"):
+    for question in (
+        "is AI going to replace software engineers?",
+        "will chatgpt take my dev job",
+        "is copilot going to make juniors obsolete?",  # refused before the line on junior engineers
+    ):
         first = bundled.ask(question).hits[0]
         assert first.passage.section == "Software Engineer > AI tools and the future of the job", question
 
@@ -712,6 +716,15 @@ def test_a_visa_question_is_not_answered_with_promotion_sponsorship(bundled: Rol
     assert visa.passage.section == "Job Offers and Negotiation > Working abroad and work visas"
     abroad = bundled.ask("how do i get a job abroad as a developer?").hits[0]
     assert "abroad" in abroad.highlight and "visa" in abroad.highlight
+
+
+def test_the_jump_from_ic_to_manager_is_answered_from_the_ladder_not_the_staff_page(
+    bundled: RolecallService,
+) -> None:
+    # "IC" put the staff page's introduction ("the first step above senior on the IC track") first
+    first = bundled.ask("how do i make the jump from IC to manager?").hits[0]
+    assert first.passage.section == "Software Engineering Career Ladder > IC track vs manager track"
+    assert "IC to manager" in first.highlight
 
 
 def test_specialist_or_generalist_is_answered_from_the_career_ladder(bundled: RolecallService) -> None:
