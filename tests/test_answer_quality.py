@@ -360,15 +360,6 @@ def test_exact_terms_are_found(bundled: RolecallService) -> None:
     assert any("TDD" in h.passage.text for h in bundled.ask("TDD").hits)
 
 
-def test_a_tool_asked_about_for_a_role_is_answered_from_that_roles_tools(bundled: RolecallService) -> None:
-    # The back-end page said nothing of Kubernetes, and the question was answered from "Learn one back-end
-    # language…" through the words of the role's own name; the page now says what back-end roles expect.
-    answer = bundled.ask("should i learn kubernetes as a backend dev?")
-    first = answer.hits[0]
-    assert first.passage.section == "Senior Back-End Software Engineer > Tools"
-    assert "Kubernetes" in first.highlight
-
-
 def test_an_acronym_the_terms_table_spells_out_is_still_an_exact_term(bundled: RolecallService) -> None:
     # The searches see "test-driven development"; the answer leads with the passage that names TDD, and
     # shows no weaker supporting passage after it: any other passage clears the floor on its own.
@@ -675,68 +666,69 @@ def test_a_topic_named_beside_another_occupation_does_not_bring_it_into_scope(
     assert not answer.answered and not answer.hits
 
 
-def test_startup_or_big_tech_is_answered_from_its_section(bundled: RolecallService) -> None:
-    # answered before from the career-change page's "Where to start when switching"
-    first = bundled.ask("should i join a startup or big tech?").hits[0]
-    assert first.passage.section == "Job Offers and Negotiation > Startup or big tech?"
+JOB_OFFERS, LADDER, ENGINEER = (
+    "Job Offers and Negotiation",
+    "Software Engineering Career Ladder",
+    "Software Engineer",
+)
 
 
 @pytest.mark.parametrize(
-    ("question", "section"),
+    ("question", "section", "highlighted"),
     [
-        ("contract vs full time, which is better?", "Contracting or a full-time job"),
-        ("is it ok to job hop every year?", "How often to change jobs"),
+        # A probe of common career questions: each was refused, or answered from an unrelated line (in brackets),
+        # before the section written for it.
+        # (the career-change page's "Where to start when switching")
+        ("should i join a startup or big tech?", f"{JOB_OFFERS} > Startup or big tech?", "startup"),
+        ("contract vs full time, which is better?", f"{JOB_OFFERS} > Contracting or a full-time job", ""),
+        ("is it ok to job hop every year?", f"{JOB_OFFERS} > How often to change jobs", ""),
+        # (the machine learning engineer's employers; how to become a software engineer; refused)
+        (
+            "is AI going to replace software engineers?",
+            f"{ENGINEER} > AI tools and the future of the job",
+            "AI",
+        ),
+        ("will chatgpt take my dev job", f"{ENGINEER} > AI tools and the future of the job", "ChatGPT"),
+        (
+            "is copilot going to make juniors obsolete?",
+            f"{ENGINEER} > AI tools and the future of the job",
+            "junior",
+        ),
+        # (the career ladder's sponsors for promotion, 0.35)
+        (
+            "do i need a visa sponsorship to work in the US?",
+            f"{JOB_OFFERS} > Working abroad and work visas",
+            "visa",
+        ),
+        # (the software engineer's sectors)
+        ("how do i get a job abroad as a developer?", f"{ENGINEER} > Where the jobs are", "abroad"),
+        # (the staff page's introduction: "the first step above senior on the IC track")
+        (
+            "how do i make the jump from IC to manager?",
+            f"{LADDER} > IC track vs manager track",
+            "IC to manager",
+        ),
+        # ("Learn one back-end language…", through the words of the role's own name)
+        (
+            "should i learn kubernetes as a backend dev?",
+            "Senior Back-End Software Engineer > Tools",
+            "Kubernetes",
+        ),
+        # (refused; the software engineer's pay)
+        ("should i specialise or be a generalist?", f"{LADDER} > Specialist or generalist", "generalist"),
+        (
+            "is it bad to be a jack of all trades as a dev?",
+            f"{LADDER} > Specialist or generalist",
+            "jack of all",
+        ),
     ],
 )
-def test_questions_about_kinds_of_job_are_answered_from_the_job_offers_page(
-    bundled: RolecallService, question: str, section: str
+def test_common_career_questions_are_answered_from_the_section_written_for_them(
+    bundled: RolecallService, question: str, section: str, highlighted: str
 ) -> None:
-    # both were refused before these sections (a probe of common career questions)
     first = bundled.ask(question).hits[0]
-    assert first.passage.section == f"Job Offers and Negotiation > {section}"
-
-
-def test_will_ai_replace_engineers_is_answered_from_the_software_engineer_page(
-    bundled: RolecallService,
-) -> None:
-    # answered before from the machine learning engineer's employers and from how to become a software engineer
-    for question in (
-        "is AI going to replace software engineers?",
-        "will chatgpt take my dev job",
-        "is copilot going to make juniors obsolete?",  # refused before the line on junior engineers
-    ):
-        first = bundled.ask(question).hits[0]
-        assert first.passage.section == "Software Engineer > AI tools and the future of the job", question
-
-
-def test_a_visa_question_is_not_answered_with_promotion_sponsorship(bundled: RolecallService) -> None:
-    # "sponsorship" found only the career ladder's sponsors for promotion (0.35), and "abroad" the software
-    # engineer's sectors; a section on work visas and a line on working abroad now answer them
-    visa = bundled.ask("do i need a visa sponsorship to work in the US?").hits[0]
-    assert visa.passage.section == "Job Offers and Negotiation > Working abroad and work visas"
-    abroad = bundled.ask("how do i get a job abroad as a developer?").hits[0]
-    assert "abroad" in abroad.highlight and "visa" in abroad.highlight
-
-
-def test_the_jump_from_ic_to_manager_is_answered_from_the_ladder_not_the_staff_page(
-    bundled: RolecallService,
-) -> None:
-    # "IC" put the staff page's introduction ("the first step above senior on the IC track") first
-    first = bundled.ask("how do i make the jump from IC to manager?").hits[0]
-    assert first.passage.section == "Software Engineering Career Ladder > IC track vs manager track"
-    assert "IC to manager" in first.highlight
-
-
-def test_specialist_or_generalist_is_answered_from_the_career_ladder(bundled: RolecallService) -> None:
-    # refused before; "jack of all trades" was answered from the software engineer's pay
-    for question in (
-        "should i specialise or be a generalist?",
-        "is it bad to be a jack of all trades as a dev?",
-    ):
-        first = bundled.ask(question).hits[0]
-        assert first.passage.section == "Software Engineering Career Ladder > Specialist or generalist", (
-            question
-        )
+    assert first.passage.section == section
+    assert highlighted in first.highlight
 
 
 def test_career_questions_with_those_words_are_still_answered(bundled: RolecallService) -> None:
