@@ -235,11 +235,10 @@ def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         answer = _ask(service, question, args.k, settings.max_question_chars)
         if args.json:  # the JSON object holds its question
             print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
-        elif from_stdin:  # several answers: each under its question, a blank line between them
+            continue
+        if from_stdin:  # several answers: each under its question, a blank line between them
             print(f"\n{asked_line(question)}" if number else asked_line(question))
-            print(render_answer(answer, styled), flush=True)
-        else:
-            print(render_answer(answer, styled), flush=True)
+        print(render_answer(answer, styled), flush=True)
     return 0
 
 
