@@ -443,13 +443,16 @@ _PAY_QUESTION = re.compile(
 # a sentence that states an amount of money: "$120,000", "£60,000", "€70k" (not "10,000 users", "a 401k")
 _MONEY = re.compile(r"[$£€]\s?\d")
 # a figure, an acronym, or a level code ("L5", "E6": a capital and one or two digits)
-_LITERAL = re.compile(r"\$?\d[\d,]*(?:\.\d+)?%?|(?<![\w-])(?:[A-Z][A-Z0-9+#]{2,7}|[A-Z]\d{1,2})(?![\w-])")
+_LITERAL = re.compile(
+    r"\$?\d[\d,]*(?:\.\d+)?(?:%|k(?!\w))?|(?<![\w-])(?:[A-Z][A-Z0-9+#]{2,7}|[A-Z]\d{1,2})(?![\w-])"
+)
 _PLAIN_YEAR = re.compile(r"(19|20)\d\d")
+_THOUSANDS = re.compile(r"(?<![\w.])(\$)?(\d+(?:\.\d+)?)k(?!\w)")  # "$120k", "300k"
 
 
 def literal_terms(question: str) -> list[str]:
-    """Exact terms a user expects to see matched literally: figures ("$120,000" as "$120000"), acronyms ("AWS")
-    and level codes ("L5").
+    """Exact terms a user expects to see matched literally: figures ("$120,000" and "$120k" as "$120000"),
+    acronyms ("AWS") and level codes ("L5").
 
     Plain years and numbers under three digits are left out: they are too common to mean a passage.
     """
@@ -457,7 +460,7 @@ def literal_terms(question: str) -> list[str]:
     for match in _LITERAL.finditer(question):
         raw = match.group(0)
         if raw[0].isdigit() or raw[0] == "$":
-            digits = re.sub(r"[$,%]", "", raw).split(".")[0]
+            digits = re.sub(r"[$%k]", "", _THOUSANDS.sub(_in_full, raw.replace(",", ""))).split(".")[0]
             if len(digits) < 3 or (_PLAIN_YEAR.fullmatch(raw) is not None):
                 continue
             terms.append("$" + digits if raw.startswith("$") else digits)
@@ -466,10 +469,21 @@ def literal_terms(question: str) -> list[str]:
     return terms
 
 
+def _in_full(figure: re.Match[str]) -> str:
+    """A figure written in thousands, in full: "$120k" -> "$120000", "$1.5k" -> "$1500", "300k" -> "300000".
+    Without a dollar sign, a figure under three digits ("a 10k run") is left as written."""
+    dollar, number = figure.group(1) or "", figure.group(2)
+    if not dollar and len(number.split(".")[0]) < 3:
+        return figure.group(0)
+    return dollar + str(round(float(number) * 1000))
+
+
 def contains_literal(sentence: str, term: str) -> bool:
-    """Does the sentence hold the term: a figure with its separators ignored, or the acronym as a word?"""
+    """Does the sentence hold the term: a figure with its separators ignored ("$120k" as "$120,000"), or
+    the acronym as a word?"""
     if term.lstrip("$").isdigit():
-        return re.search(rf"(?<![\d.]){re.escape(term)}(?!\d)", sentence.replace(",", "")) is not None
+        figures = _THOUSANDS.sub(_in_full, sentence.replace(",", ""))
+        return re.search(rf"(?<![\d.]){re.escape(term)}(?!\d)", figures) is not None
     return re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", sentence) is not None
 
 

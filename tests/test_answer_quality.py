@@ -10,6 +10,7 @@ import pytest
 from bot.service import RolecallService
 from index.chunking import split_sentences
 from index.embedding import SentenceTransformerEmbedder
+from index.retrieval import contains_literal, literal_terms
 from tests.conftest import (
     BUNDLED_KNOWLEDGE,
     DEFAULT_MIN_SCORE,
@@ -397,6 +398,25 @@ def test_a_figure_in_the_question_is_highlighted_even_when_the_embedding_misses_
     assert "senior-back-end-engineer.md" in {h.passage.source for h in answer.hits}
     # A pound figure is not the dollar figure asked about.
     assert not any("£120,000" in h.highlight for h in bundled.ask("who makes $120,000?").hits)
+
+
+@pytest.mark.parametrize(
+    "question", ["is $120k low for a new grad at a series b in nyc", "is 120k good for a junior dev?"]
+)
+def test_a_figure_written_in_thousands_is_the_same_figure(bundled: RolecallService, question: str) -> None:
+    # "$120k" used to be read as "$120", which no page writes: the UK sentence was highlighted instead.
+    first = bundled.ask(question).hits[0]
+    assert first.exact
+    assert "$120,000" in first.highlight
+    assert "£" not in first.highlight
+
+
+def test_a_small_figure_with_k_and_no_dollar_sign_is_no_amount() -> None:
+    # "a 10k run" must not make every sentence with "$10,000" an exact match (an exact match answers)
+    assert literal_terms("how fast should i run a 10k?") == []
+    assert literal_terms("is $10k enough to start?") == ["$10000"]
+    assert contains_literal("A bonus of about $10,000 is common.", "$10000")
+    assert contains_literal("Pay will be at least 300k.", "300000")
 
 
 QUESTIONS = [
