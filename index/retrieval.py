@@ -41,7 +41,7 @@ from index.batching import QueryBatcher
 from index.chunking import is_prose, passage_sentences, split_sentences
 from index.embedding import Embedder, TokenVectors, Vectors, query_embedding
 from index.keyword import tokenize
-from index.roles import RoleDocument, RoleMatcher, is_comparison
+from index.roles import RoleDocument, RoleMatcher
 from index.search import SearchIndex
 from index.terms import default_normaliser, whole_words
 from index.types import Hit, Passage
@@ -256,13 +256,14 @@ class Retriever:
         question_tokens: TokenVectors | None,
         k: int,
     ) -> list[Ranked]:
-        ranked = self._rank(version, question, vector, roles, aspect)
-        if question_tokens is not None and not roles:  # a named role: its boost and the aspect rank better
-            ranked = _reranked_by_tokens(version, ranked, question_tokens)
         # "A vs B" between two roles shows both; a topic named beside a role ("back-end dev here, portfolio site
         # or GitHub?") is not one side of the comparison, and the best passage stays first
         pages = [source for source in roles if source in version.roles.role_pages]
-        if len(pages) >= 2 and is_comparison(question):
+        compared = len(pages) >= 2 and version.roles.compares(question)
+        ranked = self._rank(version, question, vector, roles, pages, compared, aspect)
+        if question_tokens is not None and not roles:  # a named role: its boost and the aspect rank better
+            ranked = _reranked_by_tokens(version, ranked, question_tokens)
+        if compared:
             return self._side_by_side(ranked, pages, k)
         return self._diverse_top(ranked, k)
 
@@ -272,15 +273,16 @@ class Retriever:
         question: str,
         vector: Vectors,
         roles: list[str],
+        pages: list[str],
+        compared: bool,
         aspect: Aspect | None,
     ) -> list[Ranked]:
-        # Named roles' pages are preferred when the question names one role or compares several. Naming
-        # two without comparing them ("how do I get from senior to staff?") asks about the move between
-        # them, which the career ladder answers as well as either page. A topic named by its alias
+        # Named roles' pages (`pages`, of `roles`) are preferred when the question names one role or compares
+        # several. Naming two without comparing them ("how do I get from senior to staff?") asks about the move
+        # between them, which the career ladder answers as well as either page. A topic named by its alias
         # ("interview loop") is always preferred, and does not make a role beside it a move.
-        pages = [source for source in roles if source in version.roles.role_pages]
         topics = set(roles) - set(pages)
-        preferred = topics | (set(pages) if len(pages) < 2 or is_comparison(question) else set())
+        preferred = topics | (set(pages) if len(pages) < 2 or compared else set())
         candidates = version.candidates(question, vector)
         bonus = np.array([version.role_boost if c.passage.source in preferred else 0.0 for c in candidates])
         if self.fusion == "weighted" and candidates:

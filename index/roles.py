@@ -169,6 +169,18 @@ class RoleMatcher:
             if not leaving
         )
 
+    def compares(self, normalised_question: str) -> bool:
+        """Does the question weigh one role against another ("senior vs staff", "EM or IC?")? A bare "or"
+        compares only between the first and the last role named: in "switching from front-end to back-end,
+        will I take a pay cut or drop back to junior?" it joins two outcomes of one move."""
+        mentions = [match.span() for match, _, _ in self._mentions(normalised_question)]
+        for word in _COMPARISON.finditer(normalised_question):
+            if word.group(0).lower() != "or":
+                return True
+            if len(mentions) >= 2 and mentions[0][1] <= word.start() < mentions[-1][0]:
+                return True
+        return False
+
     def subject(self, normalised_question: str, from_counts: bool = False) -> str:
         """The question without the roles it says the asker is leaving: what to search for. "As an SRE,
         how can I move to management?" searches "As an, how can I move to management?", which the
@@ -211,8 +223,3 @@ class RoleMatcher:
                 and (last_move >= 0 or bool(_ONWARD.match(normalised_question, match.end())))
             )
             yield match, source, current is not None and (moves_on or from_x)
-
-
-def is_comparison(question: str) -> bool:
-    """Does the question weigh one thing against another ("senior vs staff", "EM or IC?")?"""
-    return bool(_COMPARISON.search(question))
