@@ -686,10 +686,14 @@ def test_a_topic_named_beside_another_occupation_does_not_bring_it_into_scope(
     assert not answer.answered and not answer.hits
 
 
-JOB_OFFERS, LADDER, ENGINEER = (
+JOB_OFFERS, LADDER, ENGINEER, LIFE, CHANGE, RESUMES, INTERVIEWS = (
     "Job Offers and Negotiation",
     "Software Engineering Career Ladder",
     "Software Engineer",
+    "Working Life in Software Teams",
+    "Changing Careers into Software",
+    "Resumes and Portfolios",
+    "Software Engineering Interviews",
 )
 
 
@@ -741,6 +745,62 @@ JOB_OFFERS, LADDER, ENGINEER = (
             f"{LADDER} > Specialist or generalist",
             "jack of all",
         ),
+        # A second probe, 90 questions written blind (ninth session): each below was refused, or answered from
+        # the line in brackets. (refused)
+        ("how do you stop checking slack at 11pm", f"{LIFE} > Switching off after hours", "Slack"),
+        (
+            "on call every 3rd week and the 3am pages are wrecking me. how do i push back",
+            f"{LIFE} > On-call load",
+            "",
+        ),
+        # (the senior engineer's "evidence of mentoring")
+        ("how do u actually find a mentor", f"{LIFE} > Mentors and mentoring", "find a mentor"),
+        # (changing teams inside your company)
+        (
+            "just got promoted to manage the team i was on, how do i handle my old teammates",
+            "Engineering Manager > Managing your former peers",
+            "",
+        ),
+        # (the software engineer's internships)
+        ("are returnship programs legit", f"{CHANGE} > Returnships and returner programmes", "returnship"),
+        # (the staff engineer's way up)
+        (
+            "im in tech support and want to get into engineering",
+            f"{CHANGE} > Moving into engineering from QA or support",
+            "",
+        ),
+        # (refused)
+        (
+            "dropped out of uni in 2nd year. do i put it on my resume",
+            f"{RESUMES} > An unfinished degree on a resume",
+            "",
+        ),
+        # (the full-stack engineer's tools)
+        (
+            "does anyone actually look at github contribution graphs",
+            f"{RESUMES} > Portfolios, GitHub and cover letters",
+            "contribution graph",
+        ),
+        # (refused)
+        ("ISOs vs NSOs whats the difference", f"{JOB_OFFERS} > ISOs and NSOs: types of stock options", "ISO"),
+        # (the back-end engineer's cities)
+        (
+            "how do ppl in europe find fully remote jobs at us companies",
+            f"{JOB_OFFERS} > Remote jobs with a company in another country",
+            "",
+        ),
+        # (refused)
+        (
+            "take home says 4 hours but realistically its 2 days. how much effort should i put in?",
+            f"{INTERVIEWS} > Take-home assignments",
+            "",
+        ),
+        # (a study plan)
+        (
+            "applied to 200 jobs and got 3 interviews. what am i doing wrong",
+            f"{INTERVIEWS} > Applying for jobs and getting few interviews",
+            "",
+        ),
     ],
 )
 def test_common_career_questions_are_answered_from_the_section_written_for_them(
@@ -749,6 +809,22 @@ def test_common_career_questions_are_answered_from_the_section_written_for_them(
     first = bundled.ask(question).hits[0]
     assert first.passage.section == section
     assert highlighted in first.highlight
+
+
+def test_or_after_a_move_between_two_roles_is_no_comparison_of_them(bundled: RolecallService) -> None:
+    # "or" joins two outcomes of one move, not the two roles: side by side, the front-end page's way up and
+    # the back-end pay came first, and the ladder's section on switching specialities was not shown.
+    first = bundled.ask(
+        "switching from frontend to backend, will i have to take a pay cut or drop back to junior"
+    )
+    assert first.hits[0].passage.section == f"{LADDER} > Switching specialities"
+    assert "pay cut" in first.hits[0].highlight
+    assert {
+        h.passage.source for h in bundled.ask("is frontend or backend better for a junior?").hits[:2]
+    } == {
+        "senior-front-end-engineer.md",
+        "senior-back-end-engineer.md",
+    }
 
 
 def test_career_questions_with_those_words_are_still_answered(bundled: RolecallService) -> None:
