@@ -24,7 +24,7 @@ _THANKS = re.compile(
     re.IGNORECASE,
 )
 MAX_ROLES_LISTED = 15
-MAX_TOPICS_LISTED = 6
+MAX_TOPICS_LISTED = 8
 
 
 def _some(titles: tuple[str, ...], limit: int, separator: str) -> str:

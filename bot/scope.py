@@ -20,17 +20,30 @@ _GOING_TO = re.compile(
     re.IGNORECASE,
 )
 _GOING_TO_REACH = 60
+# Words before an occupation that make it someone the asker hires for their own career ("worth paying a lawyer
+# to look at my severance?", "should I consult an accountant about my options?"), not what they ask about
+_HIRING = re.compile(
+    r"\b(?:pay(?:ing)?|hir(?:e|ing)|consult(?:ing)?|(?:talk|speak)(?:ing)?\s+to|check(?:ing)?\s+with)"
+    r"\s+(?:an?\s+|my\s+|the\s+|your\s+)?(?:\w+\s+)?$",
+    re.IGNORECASE,
+)
+_HIRING_REACH = 40
 
 
 class OccupationScope:
     """Knows occupations the bot has no documents for, and the words that bring a question back into scope."""
 
     def __init__(
-        self, other_occupations: Iterable[str], field_words: Iterable[str], change_words: Iterable[str] = ()
+        self,
+        other_occupations: Iterable[str],
+        field_words: Iterable[str],
+        change_words: Iterable[str] = (),
+        advisers: Iterable[str] = (),
     ) -> None:
         self._other = whole_words(other_occupations, plural=True)
         self._field = whole_words(field_words, plural=True)
         self._change = whole_words(change_words, plural=True)
+        self._advisers = whole_words(advisers, plural=True)
 
     def mentions_another_occupation(self, normalised_question: str) -> bool:
         """Does the question name an occupation or subject from the lists at all? (The cheap first test.)"""
@@ -39,7 +52,12 @@ class OccupationScope:
     def is_about_another_occupation(self, normalised_question: str, names_a_known_role: bool) -> bool:
         """True for "how much does a registered nurse make?", false once the question names one of our
         roles or the software field ("I'm a nurse, how do I become a developer?")."""
-        if self._other is None or names_a_known_role or not self._other.search(normalised_question):
+        if self._other is None or names_a_known_role:
+            return False
+        asked_about = [
+            m for m in self._other.finditer(normalised_question) if not self._hired(normalised_question, m)
+        ]
+        if not asked_about:
             return False
         if self._field and self._field.search(normalised_question):
             return False
@@ -47,7 +65,16 @@ class OccupationScope:
         changes_careers = self._change is not None and self._change.search(normalised_question) is not None
         return not changes_careers or any(
             _GOING_TO.search(normalised_question[max(0, m.start() - _GOING_TO_REACH) : m.start()])
-            for m in self._other.finditer(normalised_question)
+            for m in asked_about
+        )
+
+    def _hired(self, normalised_question: str, mention: re.Match[str]) -> bool:
+        """Is this mention an adviser the asker hires ("paying a lawyer"), not a job asked about?"""
+        return (
+            self._advisers is not None
+            and self._advisers.fullmatch(mention.group(0)) is not None
+            and _HIRING.search(normalised_question[max(0, mention.start() - _HIRING_REACH) : mention.start()])
+            is not None
         )
 
 
@@ -60,4 +87,4 @@ def default_scope() -> OccupationScope:
         *data.get("other_subjects", []),
         *data.get("other_walks_of_life", []),
     ]
-    return OccupationScope(other, data["field_words"], data.get("change_words", ()))
+    return OccupationScope(other, data["field_words"], data.get("change_words", ()), data.get("advisers", ()))

@@ -612,6 +612,12 @@ def test_the_refusal_lists_the_career_ladder_as_a_topic_not_a_role(bundled: Role
     assert (
         "Changing Careers into Software" not in roles_part and "Changing Careers into Software" in topics_part
     )
+    # all eight topic pages are named, none hidden behind "and N more"
+    assert (
+        "Freelancing and Early-Stage Startups" in topics_part
+        and "Working Life in Software Teams" in topics_part
+    )
+    assert "more." not in topics_part
 
 
 @pytest.mark.parametrize(
@@ -827,6 +833,18 @@ def test_or_after_a_move_between_two_roles_is_no_comparison_of_them(bundled: Rol
     }
 
 
+def test_a_professional_the_asker_hires_does_not_make_the_question_about_that_job(
+    bundled: RolecallService,
+) -> None:
+    # "lawyer" is another occupation (bot/scope.json), so this was refused before any passage was looked at
+    answer = bundled.ask(
+        "severance is 8 weeks if i sign a release. worth paying a lawyer to look at it or just sign"
+    )
+    assert answer.hits[0].passage.section == f"{JOB_OFFERS} > Severance agreements and releases"
+    assert not bundled.ask("how much does a lawyer make?").answered
+    assert not bundled.ask("how do i become a lawyer?").answered
+
+
 def test_career_questions_with_those_words_are_still_answered(bundled: RolecallService) -> None:
     assert bundled.ask("should I exercise my startup stock options when I leave?").answered
     assert bundled.ask("what notice period should I give when I resign?").answered
@@ -950,7 +968,7 @@ def test_the_refusal_names_the_roles_and_only_a_few_other_documents(tmp_path: Pa
     text = service.ask("hi").refusal_text()
     # the role named, not the page title
     assert "I know about these roles: Site Reliability Engineer." in text
-    assert "topics such as: Interview topic 00; " in text and "; and 4 more." in text
+    assert "topics such as: Interview topic 00; " in text and "; and 2 more." in text
     assert "Interview topic 09" not in text and "About the" not in text
 
 

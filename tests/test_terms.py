@@ -34,6 +34,7 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
         ("what goes in my promo doc?", "what goes in my promotion packet?"),
         ("wanna start doing oss PRs", "wanna start doing open source PRs"),
         ("my gh activity is empty", "my GitHub activity is empty"),
+        ("comp sci degree or bootcamp?", "computer science degree or bootcamp?"),
     ],
 )
 def test_chat_shorthand_for_what_a_job_asks_is_spelled_out(question: str, normalised: str) -> None:
