@@ -79,6 +79,8 @@ class Answer:
     known_roles: tuple[str, ...] = ()  # titles of the role documents
     notes: tuple[str, ...] = field(default=())
     known_topics: tuple[str, ...] = ()  # titles of the other documents
+    # not answered: the first passage, close enough to name its section ("the nearest I have is …")
+    nearest: Hit | None = None
 
     @property
     def answered(self) -> bool:
@@ -98,7 +100,18 @@ class Answer:
             if self.known_roles
             else "Ask about one of those."
         )
+        if self.nearest is not None:
+            return (
+                f"I'm not sure I know that one. The nearest I have is “{self.nearest_label()}”: if that is"
+                f" what you mean, ask me about it in other words. {known}"
+            )
         return f"I don't know that one: I only answer from my career documents. {known} {ask_about}"
+
+    def nearest_label(self) -> str:
+        """The nearest section as 'section (source)', or '' when there is none."""
+        if self.nearest is None:
+            return ""
+        return f"{self.nearest.passage.section} ({self.nearest.passage.source})"
 
     def _what_i_know(self) -> str:
         """The roles, then a few of the other documents' titles: a short message even over 60 documents."""
@@ -127,6 +140,12 @@ class Answer:
                 for hit in self.hits
             ],
         }
+        if self.nearest is not None:
+            shape["nearest"] = {
+                "source": self.nearest.passage.source,
+                "section": self.nearest.passage.section,
+                "score": round(self.nearest.score, 4),
+            }
         if self.notes:
             shape["notes"] = list(self.notes)
         return shape

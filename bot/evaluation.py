@@ -61,6 +61,10 @@ class EvalResult:
     off_topic: int = 0
     off_topic_refused: int = 0
     false_refusals: int = 0
+    refused_nearest_right: int = (
+        0  # refused answerable questions whose nearest section (Answer.nearest) is right
+    )
+    off_topic_nearest: int = 0  # refused off-topic questions that name a nearest section all the same
     highlight_judged: int = 0
     highlight_right: int = 0
     lead_right: int = 0
@@ -78,6 +82,8 @@ class EvalResult:
             "off_topic": self.off_topic,
             "off_topic_refused": self.off_topic_refused,
             "false_refusals": self.false_refusals,
+            "refused_nearest_right": self.refused_nearest_right,
+            "off_topic_nearest": self.off_topic_nearest,
             "highlight": round(self.highlight_right / max(self.highlight_judged, 1), 3),
             "lead_sentence": round(self.lead_right / max(self.highlight_judged, 1), 3),
             "highlight_judged": self.highlight_judged,
@@ -89,7 +95,8 @@ class EvalResult:
             f"hit@1 {f['hit@1']:.3f}  hit@3 {f['hit@3']:.3f}  MRR {f['mrr']:.3f}"
             f"  (document hit@1 {f['document_hit@1']:.3f}  hit@3 {f['document_hit@3']:.3f})  over {self.answerable}"
             f" answerable; off-topic refused {self.off_topic_refused}/{self.off_topic};"
-            f" answerable refused {self.false_refusals}; highlight answers {f['highlight']:.3f}"
+            f" answerable refused {self.false_refusals} (nearest section right for {self.refused_nearest_right});"
+            f" off-topic naming a nearest section {self.off_topic_nearest}; highlight answers {f['highlight']:.3f}"
             f" (lead sentence {f['lead_sentence']:.3f}) over {self.highlight_judged}"
         )
 
@@ -147,10 +154,12 @@ def evaluate(cases: Sequence[EvalCase], ask_many: Callable[[list[str]], list[Ans
         if case.abstain:
             result.off_topic += 1
             result.off_topic_refused += not answer.answered
+            result.off_topic_nearest += answer.nearest is not None
             continue
         result.answerable += 1
         if not answer.answered:
             result.false_refusals += 1
+            result.refused_nearest_right += answer.nearest is not None and case.matches(answer.nearest)
         rank = next((i for i, hit in enumerate(answer.hits[:3], start=1) if case.matches(hit)), 0)
         result.hit1 += rank == 1
         result.hit3 += rank > 0

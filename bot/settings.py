@@ -103,6 +103,14 @@ class Settings(BaseSettings):
         description="once a passage clears the floor, others of the top k down to this score are shown after it;"
         " at or above ROLECALL_MIN_SCORE: none are",
     )
+    nearest_score: float = Field(
+        default=0.34,
+        ge=-1.0,
+        le=1.0,
+        alias="ROLECALL_NEAREST_SCORE",
+        description="a question the bot does not answer names its nearest section when the first passage scores"
+        " this much; at or above ROLECALL_MIN_SCORE: never",
+    )
     max_file_mb: float = Field(
         default=20.0,
         gt=0,

@@ -135,6 +135,7 @@ def small_knowledge(tmp_path: Path) -> Path:
 
 DEFAULT_MIN_SCORE: float = Settings.model_fields["min_score"].default
 DEFAULT_SUPPORT_SCORE: float = Settings.model_fields["support_score"].default
+DEFAULT_NEAREST_SCORE: float = Settings.model_fields["nearest_score"].default
 
 
 def make_service(knowledge: Path, index_dir: Path, embedder: object, **overrides: object) -> RolecallService:
@@ -146,6 +147,7 @@ def make_service(knowledge: Path, index_dir: Path, embedder: object, **overrides
         top_k=3,
         min_score=float(overrides.get("min_score", DEFAULT_MIN_SCORE)),  # type: ignore[arg-type]
         support_score=float(overrides.get("support_score", DEFAULT_SUPPORT_SCORE)),  # type: ignore[arg-type]
+        nearest_score=float(overrides.get("nearest_score", DEFAULT_NEAREST_SCORE)),  # type: ignore[arg-type]
         max_file_bytes=20 * 1024 * 1024,
     )
     return RolecallService(config, embedder)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from index.retrieval import contains_literal, literal_terms
 from tests.conftest import (
     BUNDLED_KNOWLEDGE,
     DEFAULT_MIN_SCORE,
+    DEFAULT_NEAREST_SCORE,
     DEFAULT_SUPPORT_SCORE,
     FakeEmbedder,
     make_service,
@@ -601,6 +602,54 @@ def test_off_topic_questions_get_no_passages_and_the_known_roles(
     answer = bundled.ask(question)
     assert not answer.answered and not answer.hits
     assert "Staff Engineer" in answer.refusal_text()
+
+
+def test_a_refused_question_close_to_a_section_names_it_as_the_nearest(bundled: RolecallService) -> None:
+    # Casual words put the self-review section's sentences under the floor (0.38 here), but it ranks first:
+    # the refusal names it, so the asker knows what to ask about, without passages shown as an answer.
+    answer = bundled.ask("perf cycle self assessment due fri, how do i hype my stuff w/o sounding fake")
+    assert not answer.answered and answer.nearest is not None
+    assert answer.nearest.passage.section.endswith("Writing your self-review")
+    assert DEFAULT_NEAREST_SCORE <= answer.nearest.score < DEFAULT_MIN_SCORE
+    text = answer.refusal_text()
+    assert text.startswith(
+        "I'm not sure I know that one. The nearest I have is “Working Life in Software Teams"
+    )
+    assert "(working-life.md)" in text and "Staff Engineer" in text  # the known roles are still listed
+    shape = answer.to_json()
+    assert shape["answered"] is False and shape["passages"] == []
+    assert shape["nearest"]["source"] == "working-life.md" and shape["nearest"]["score"] < DEFAULT_MIN_SCORE
+
+
+@pytest.mark.parametrize(
+    "question", ["banana bread recipe", "who won the world cup in 2018?", "how tall is the eiffel tower?"]
+)
+def test_a_plainly_off_topic_question_names_no_nearest_section(
+    bundled: RolecallService, question: str
+) -> None:
+    answer = bundled.ask(question)
+    assert answer.nearest is None and "nearest" not in answer.to_json()
+    assert answer.refusal_text().startswith("I don't know that one")
+
+
+def test_a_question_another_occupation_puts_out_of_scope_names_no_nearest_section(
+    bundled: RolecallService,
+) -> None:
+    # the scope rule refuses before any passage is looked at: no section of ours is near a nurse's rota
+    answer = bundled.ask("how do nurses swap night shifts with a coworker?")
+    assert not answer.answered and answer.nearest is None
+
+
+def test_the_nearest_section_can_be_switched_off(
+    bundled: RolecallService, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    strict = make_service(
+        BUNDLED_KNOWLEDGE, bundled.config.index_dir, real_embedder, nearest_score=DEFAULT_MIN_SCORE
+    )
+    strict.open()
+    answer = strict.ask("perf cycle self assessment due fri, how do i hype my stuff w/o sounding fake")
+    assert not answer.answered and answer.nearest is None
+    assert answer.refusal_text().startswith("I don't know that one")
 
 
 def test_the_refusal_lists_the_career_ladder_as_a_topic_not_a_role(bundled: RolecallService) -> None:

@@ -243,6 +243,21 @@ async def test_everyone_roles_and_users_quoted_in_a_question_ping_nobody(bot: Bo
         assert "@everyone" in only_embed(call)["title"]  # shown, not pinged
 
 
+async def test_a_question_just_under_the_floor_names_the_nearest_section(bot: Bot) -> None:
+    fake = bot.fake
+    await fake.dispatch(
+        "MESSAGE_CREATE",
+        fake.message_event("my k8s clusters keep falling over at night, pager hell", dm=True),
+    )
+    [reply] = await fake.wait_for("POST", f"/channels/{DM_CHANNEL_ID}/messages")
+    embed = only_embed(reply)
+    assert "fields" not in embed or not embed["fields"]  # no passage is shown as an answer
+    assert embed["description"].startswith(
+        "I'm not sure I know that one. The nearest I have is “Site Reliability / DevOps Engineer > Tools"
+        " (site-reliability-engineer.md)”"
+    )
+
+
 async def test_an_off_topic_question_says_so_and_lists_the_known_roles(bot: Bot) -> None:
     fake = bot.fake
     await fake.dispatch(

@@ -305,7 +305,12 @@ def test_nan_and_infinity_are_refused_by_every_number_setting(
 
 
 def test_the_float_settings_are_the_ones_expected() -> None:
-    assert set(FLOAT_SETTINGS) == {"ROLECALL_MIN_SCORE", "ROLECALL_SUPPORT_SCORE", "ROLECALL_MAX_FILE_MB"}
+    assert set(FLOAT_SETTINGS) == {
+        "ROLECALL_MIN_SCORE",
+        "ROLECALL_SUPPORT_SCORE",
+        "ROLECALL_NEAREST_SCORE",
+        "ROLECALL_MAX_FILE_MB",
+    }
 
 
 def test_a_support_score_above_the_floor_is_a_warning(

@@ -375,6 +375,18 @@ async def test_off_topic_question_says_so_and_lists_the_roles(fake, shared_servi
         assert set(buttons(post["blocks"])) == {VOTE_UP, VOTE_DOWN}
 
 
+async def test_a_question_just_under_the_floor_names_the_nearest_section(fake, shared_service, records):
+    # k8s and the pager are the SRE page's words, but no sentence says this: no passage is shown, and the
+    # refusal names the section to ask about (Slack escapes the ">" of the section trail)
+    async with running(fake, shared_service, records) as run:
+        await run.slack.event(mention("<@UBOT> my k8s clusters keep falling over at night, pager hell"))
+        post = (await wait_for(lambda: fake.posts("C1"), "the answer"))[0]
+        body = all_text(post["blocks"])
+        nearest = "The nearest I have is “Site Reliability / DevOps Engineer &gt; Tools (site-reliability-engineer.md)”"
+        assert "I'm not sure I know that one. " + nearest in body and nearest in post["text"]
+        assert "Engineering Career Ladder" in body  # the known roles are still listed
+
+
 async def test_retried_and_doubled_events_are_answered_once(fake, shared_service, records):
     async with running(fake, shared_service, records) as run:
         question = mention("<@UBOT> what does a site reliability engineer do?", ts="1700000003.000100")
