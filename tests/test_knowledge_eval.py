@@ -100,6 +100,15 @@ def test_the_second_probes_sections_hold_their_first_blind_run(bundled: Rolecall
     assert result.off_topic_refused >= 5 and result.false_refusals <= 13, result.summary()
 
 
+def test_blind_casual_questions_on_every_page_stay_above_their_first_run(bundled: RolecallService) -> None:
+    # eval/casual-holdout.jsonl, three chat-style questions a page written blind: first run 0.733 / 0.867, 18 of 20
+    # off-topic refused, 4 of 60 answerable refused; 0.750 / 0.883 and 3 refused once "PR", "nits"… were spelled out
+    result = evaluate(read_cases(REPO / "eval" / "casual-holdout.jsonl"), bundled.ask_many)
+    figures = result.figures()
+    assert figures["hit@1"] >= 0.733 and figures["hit@3"] >= 0.867, result.summary()
+    assert result.off_topic_refused >= 18 and result.false_refusals <= 3, result.summary()
+
+
 def test_everyday_questions_about_a_role_open_the_section_that_answers_them(bundled: RolecallService) -> None:
     """Each role page has the same sections; a question in everyday words about one role should show
     that role's section first. "How to become a ..." and "Skills a ... needs" are headed with the role's

@@ -32,9 +32,12 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
         ("education reqs for a swe?", "education requirements for a software engineer?"),
         ("do they write docs too?", "do they write documentation too?"),
         ("what goes in my promo doc?", "what goes in my promotion packet?"),
-        ("wanna start doing oss PRs", "wanna start doing open source PRs"),
+        ("wanna start doing oss PRs", "wanna start doing open source pull requests"),
         ("my gh activity is empty", "my GitHub activity is empty"),
         ("comp sci degree or bootcamp?", "computer science degree or bootcamp?"),
+        ("40 nits on every pr of mine", "40 nitpicks on every pull request of mine"),
+        ("gave me 48 hrs to sign", "gave me 48 hours to sign"),
+        ("what do DEs use to schedule pipelines", "what do data engineer use to schedule pipelines"),
     ],
 )
 def test_chat_shorthand_for_what_a_job_asks_is_spelled_out(question: str, normalised: str) -> None:
