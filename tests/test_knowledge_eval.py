@@ -102,10 +102,11 @@ def test_the_second_probes_sections_hold_their_first_blind_run(bundled: Rolecall
 
 def test_blind_casual_questions_on_every_page_stay_above_their_first_run(bundled: RolecallService) -> None:
     # eval/casual-holdout.jsonl, three chat-style questions a page written blind: first run 0.733 / 0.867, 18 of 20
-    # off-topic refused, 4 of 60 answerable refused; 0.750 / 0.883 and 3 refused once "PR", "nits"… were spelled out
+    # off-topic refused, 4 of 60 answerable refused; 0.767 / 0.900 and 3 refused once "PR", "nits", "promos",
+    # "hobby apps"… were read as the pages write them
     result = evaluate(read_cases(REPO / "eval" / "casual-holdout.jsonl"), bundled.ask_many)
     figures = result.figures()
-    assert figures["hit@1"] >= 0.733 and figures["hit@3"] >= 0.867, result.summary()
+    assert figures["hit@1"] >= 0.75 and figures["hit@3"] >= 0.883, result.summary()
     assert result.off_topic_refused >= 18 and result.false_refusals <= 3, result.summary()
 
 

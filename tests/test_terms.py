@@ -38,6 +38,8 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
         ("40 nits on every pr of mine", "40 nitpicks on every pull request of mine"),
         ("gave me 48 hrs to sign", "gave me 48 hours to sign"),
         ("what do DEs use to schedule pipelines", "what do data engineer use to schedule pipelines"),
+        ("i start 10 hobby apps a year", "i start 10 side projects a year"),
+        ("all the mgrs comparing ppl for promos", "all the manager comparing people for promotion"),
     ],
 )
 def test_chat_shorthand_for_what_a_job_asks_is_spelled_out(question: str, normalised: str) -> None:
