@@ -73,7 +73,6 @@ def _row(name: str, result: EvalResult, seconds: float, highlights: bool = True)
             f"{'':9s} refused: the nearest section named is right for {f['refused_nearest_right']} of"
             f" {f['false_refusals']} answerable; named for {f['off_topic_nearest']} of {f['off_topic_refused']} off-topic"
         )
-    if highlights:
         print(
             f"{'':9s} highlight answers {f['highlight']:.3f}, the passage's lead sentence {f['lead_sentence']:.3f}"
             f" (over {f['highlight_judged']} right passages whose sentences hold an expected phrase)"

@@ -101,17 +101,12 @@ class Answer:
             else "Ask about one of those."
         )
         if self.nearest is not None:
+            nearest = f"{self.nearest.passage.section} ({self.nearest.passage.source})"
             return (
-                f"I'm not sure I know that one. The nearest I have is “{self.nearest_label()}”: if that is"
-                f" what you mean, ask me about it in other words. {known}"
+                f"I'm not sure I know that one. The nearest I have is “{nearest}”: if that is what you mean,"
+                f" ask me about it in other words. {known}"
             )
         return f"I don't know that one: I only answer from my career documents. {known} {ask_about}"
-
-    def nearest_label(self) -> str:
-        """The nearest section as 'section (source)', or '' when there is none."""
-        if self.nearest is None:
-            return ""
-        return f"{self.nearest.passage.section} ({self.nearest.passage.source})"
 
     def _what_i_know(self) -> str:
         """The roles, then a few of the other documents' titles: a short message even over 60 documents."""

@@ -61,9 +61,8 @@ class EvalResult:
     off_topic: int = 0
     off_topic_refused: int = 0
     false_refusals: int = 0
-    refused_nearest_right: int = (
-        0  # refused answerable questions whose nearest section (Answer.nearest) is right
-    )
+    # refused answerable questions whose nearest section (Answer.nearest) is the right one
+    refused_nearest_right: int = 0
     off_topic_nearest: int = 0  # refused off-topic questions that name a nearest section all the same
     highlight_judged: int = 0
     highlight_right: int = 0
