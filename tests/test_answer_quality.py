@@ -856,6 +856,19 @@ JOB_OFFERS, LADDER, ENGINEER, LIFE, CHANGE, RESUMES, INTERVIEWS = (
             f"{INTERVIEWS} > Applying for jobs and getting few interviews",
             "",
         ),
+        # the tenth session's role pages: both jobs were refused as other occupations before them
+        (
+            "do i need cissp or oscp to get into appsec",
+            "Security Engineer > Security certifications: OSCP, CISSP and Security+",
+            "You usually do not need CISSP or OSCP",
+        ),
+        ("what does a QA engineer do?", "QA Engineer", "QA engineers plan and run tests"),
+        ("is QA engineering a good career?", "QA Engineer > Is QA a good career?", ""),
+        (
+            "manual testing vs test automation, which one should i focus on?",
+            "QA Engineer > Manual testing versus test automation",
+            "",
+        ),
     ],
 )
 def test_common_career_questions_are_answered_from_the_section_written_for_them(
