@@ -869,6 +869,18 @@ JOB_OFFERS, LADDER, ENGINEER, LIFE, CHANGE, RESUMES, INTERVIEWS = (
             "QA Engineer > Manual testing versus test automation",
             "",
         ),
+        # a sysadmin is another occupation, but cloud security is the security page's field: in scope
+        (
+            "sysadmin for 6 years, how do i get into cloud security?",
+            "Security Engineer > Moving into security from software or IT",
+            "",
+        ),
+        # the role the asker leaves is left out of the search: the way into the new one, not the old one's page
+        (
+            "im a data engineer, how do i become a security engineer",
+            "Security Engineer > How to become a security engineer",
+            "",
+        ),
     ],
 )
 def test_common_career_questions_are_answered_from_the_section_written_for_them(
