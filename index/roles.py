@@ -23,7 +23,7 @@ _COMPARISON = re.compile(
     r"\b(vs\.?|versus|compared?|comparison|differences?|differ|differs|different|between|or|better)\b", re.I
 )
 # Where the asker says what they are now ("I'm a back-end developer, ...", "as an SRE", "coming from QA") ...
-_CURRENT_ROLE = re.compile(r"\b(?:i'?m|i am|as|from|currently)\s+(?:an?\s+|the\s+)?$", re.I)
+_CURRENT_ROLE = re.compile(r"\b(?:i'?m|i am|as|from|currently|been)\s+(?:an?\s+|the\s+)?$", re.I)
 _ONWARD = re.compile(r"s?\s+(?:in)?to\b", re.I)  # right after a role name: "from SWE to PM"
 _CURRENT_ROLE_REACH = 40  # characters before a role name searched for it: "currently   the " fits
 # ... and that they want to move somewhere else ("how do I get into machine learning?").

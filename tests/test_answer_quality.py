@@ -213,6 +213,20 @@ def test_a_role_the_asker_is_leaving_does_not_pull_the_answer_to_its_page(
     assert bundled.ask(question).hits[0].passage.section == section
 
 
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [
+        ("been a backend dev 4 yrs, how do i get into ML?", "machine-learning-engineer.md"),
+        ("been an SRE for 3 years, how do i become an engineering manager?", "engineering-manager.md"),
+    ],
+)
+def test_a_role_the_asker_has_been_is_one_they_are_leaving(
+    bundled: RolecallService, question: str, source: str
+) -> None:
+    # "been a …" says what the asker is now, as "I'm a …" does: the back-end and SRE pages came first
+    assert {hit.passage.source for hit in bundled.ask(question).hits} == {source}
+
+
 def test_a_role_the_asker_holds_is_still_preferred_when_they_ask_about_it(bundled: RolecallService) -> None:
     top = bundled.ask("I'm a backend dev, which skills should I learn next?").hits[0]
     assert top.passage.source == "senior-back-end-engineer.md"

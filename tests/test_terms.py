@@ -39,6 +39,7 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
         ("gave me 48 hrs to sign", "gave me 48 hours to sign"),
         ("what do DEs use to schedule pipelines", "what do data engineer use to schedule pipelines"),
         ("i start 10 hobby apps a year", "i start 10 side projects a year"),
+        ("what skills matter for a sec eng?", "what skills matter for a security engineer?"),
         ("all the mgrs comparing ppl for promos", "all the manager comparing people for promotion"),
     ],
 )
