@@ -38,6 +38,9 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
         ("40 nits on every pr of mine", "40 nitpicks on every pull request of mine"),
         ("gave me 48 hrs to sign", "gave me 48 hours to sign"),
         ("what do DEs use to schedule pipelines", "what do data engineer use to schedule pipelines"),
+        ("new ds here, what's the day to day?", "new data scientist here, what's the day to day?"),
+        # after "what" or "which", DS is the interview's data structure
+        ("k largest items, what ds should i use?", "k largest items, what ds should i use?"),
         ("i start 10 hobby apps a year", "i start 10 side projects a year"),
         ("what skills matter for a sec eng?", "what skills matter for a security engineer?"),
         ("all the mgrs comparing ppl for promos", "all the manager comparing people for promotion"),
