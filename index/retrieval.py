@@ -214,12 +214,24 @@ class Retriever:
             return []
         normalise = default_normaliser()
         version = self.source.version()  # one version for the whole batch, even during a swap
-        # What is searched for: the question in canonical terms, without a role the asker is leaving.
+        # What is searched for: the question in canonical terms. A role the asker is leaving ("As an SRE, how
+        # can I move to management?") would pull the search to its own page, so the question is embedded
+        # without it too and the two vectors are averaged: where the asker comes from still tells the
+        # moves apart ("QA engineer here, want to become a developer" is the career-change page's move
+        # from QA). Only such questions embed a second text, in the same batch.
         canonical = [normalise(q) for q in questions]
         normalised = [version.roles.subject(q) for q in canonical]
-        embedded = self.batcher.embed_with_tokens(normalised)  # shared with questions asked meanwhile
-        query_vectors = embedded.vectors
-        question_tokens: Sequence[TokenVectors | None] = embedded.tokens or [None] * len(questions)
+        left = [version.roles.roles_left(q) for q in canonical]
+        moved = [
+            i
+            for i, (whole, subject) in enumerate(zip(canonical, normalised, strict=True))
+            if whole != subject
+        ]
+        embedded = self.batcher.embed_with_tokens(normalised + [canonical[i] for i in moved])
+        query_vectors = _with_whole_questions(embedded.vectors, moved)
+        question_tokens: Sequence[TokenVectors | None] = (
+            embedded.tokens[: len(questions)] if embedded.tokens else [None] * len(questions)
+        )
         roles = [version.roles.roles_in(question) for question in normalised]
         # One named role: every passage of its page names it, so what is asked about it tells them apart.
         aspects = [
@@ -227,9 +239,9 @@ class Retriever:
             for vector, named in zip(query_vectors, roles, strict=True)
         ]
         chosen = [
-            self._choose(version, question, vector, named, aspect, tokens, k + SPARE_CANDIDATES)
-            for question, vector, named, aspect, tokens in zip(
-                normalised, query_vectors, roles, aspects, question_tokens, strict=True
+            self._choose(version, question, whole, vector, named, gone, aspect, tokens, k + SPARE_CANDIDATES)
+            for question, whole, vector, named, gone, aspect, tokens in zip(
+                normalised, canonical, query_vectors, roles, left, aspects, question_tokens, strict=True
             )
         ]
         rare = [version.rare_terms(_asked_stems(question)) for question in normalised]
@@ -250,8 +262,10 @@ class Retriever:
         self,
         version: CandidateVersion,
         question: str,
+        whole_question: str,
         vector: Vectors,
         roles: list[str],
+        left: list[str],
         aspect: Aspect | None,
         question_tokens: TokenVectors | None,
         k: int,
@@ -260,7 +274,7 @@ class Retriever:
         # or GitHub?") is not one side of the comparison, and the best passage stays first
         pages = [source for source in roles if source in version.roles.role_pages]
         compared = len(pages) >= 2 and version.roles.compares(question)
-        ranked = self._rank(version, question, vector, roles, pages, compared, aspect)
+        ranked = self._rank(version, whole_question, vector, roles, left, pages, compared, aspect)
         if question_tokens is not None and not roles:  # a named role: its boost and the aspect rank better
             ranked = _reranked_by_tokens(version, ranked, question_tokens)
         if compared:
@@ -273,6 +287,7 @@ class Retriever:
         question: str,
         vector: Vectors,
         roles: list[str],
+        left: list[str],
         pages: list[str],
         compared: bool,
         aspect: Aspect | None,
@@ -282,9 +297,17 @@ class Retriever:
         # between them, which the career ladder answers as well as either page. A topic named by its alias
         # ("interview loop") is always preferred, and does not make a role beside it a move.
         topics = set(roles) - set(pages)
-        preferred = topics | (set(pages) if len(pages) < 2 or compared else set())
+        # A role the asker leaves is not what they ask about: its page is pushed down. Leaving one of our roles
+        # for another ("been a mobile dev, want to switch to back-end") is a move between two roles too.
+        moves_between = bool(pages) and any(source in version.roles.role_pages for source in left)
+        preferred = topics | (set(pages) if (len(pages) < 2 or compared) and not moves_between else set())
         candidates = version.candidates(question, vector)
-        bonus = np.array([version.role_boost if c.passage.source in preferred else 0.0 for c in candidates])
+        bonus = np.array(
+            [
+                version.role_boost * ((c.passage.source in preferred) - (c.passage.source in left))
+                for c in candidates
+            ]
+        )
         if self.fusion == "weighted" and candidates:
             if aspect is not None:  # the named role's passages also score by what is asked about the role
                 best, best_aspect = _best_sentence_cosines(candidates, vector, aspect.vector)
@@ -668,3 +691,16 @@ def _near_duplicate(a: Passage, b: Passage) -> bool:
     if not words_a or not words_b:
         return a.text == b.text
     return len(words_a & words_b) / min(len(words_a), len(words_b)) >= 0.8
+
+
+def _with_whole_questions(vectors: Vectors, moved: Sequence[int]) -> Vectors:
+    """The first len(vectors) - len(moved) rows, one per question; each question at `moved` averaged (unit
+    length) with its whole text's vector, the extra rows after them in the same order."""
+    count = len(vectors) - len(moved)
+    if not moved:
+        return vectors
+    blended = np.array(vectors[:count], dtype=np.float32, copy=True)
+    for row, i in enumerate(moved):
+        mean = blended[i] + vectors[count + row]
+        blended[i] = mean / np.linalg.norm(mean)
+    return blended

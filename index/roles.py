@@ -25,11 +25,15 @@ _COMPARISON = re.compile(
 # Where the asker says what they are now ("I'm a back-end developer, ...", "as an SRE", "coming from QA") ...
 _CURRENT_ROLE = re.compile(r"\b(?:i'?m|i am|as|from|currently|been)\s+(?:an?\s+|the\s+)?$", re.I)
 _ONWARD = re.compile(r"s?\s+(?:in)?to\b", re.I)  # right after a role name: "from SWE to PM"
+# Right after a role name: "QA engineer here, want to become a dev", "sysadmin for 6 years, ...", "sr swe 6 yoe"
+_HERE = re.compile(
+    r"s?\s+(?:here\b|(?:for\s+)?(?:~|about\s+)?\d+(?:\.\d+)?\+?\s*(?:years|months)\b)", re.I
+)
 _CURRENT_ROLE_REACH = 40  # characters before a role name searched for it: "currently   the " fits
 # ... and that they want to move somewhere else ("how do I get into machine learning?").
 _MOVE = re.compile(
     r"\b(?:(?:get(?:ting)?|mov(?:e|ing)|switch(?:ing)?|transition(?:ing)?|break(?:ing)?|pivot(?:ing)?|"
-    r"chang(?:e|ing)|go(?:ing)?|jump(?:ing)?)\s+(?:in)?to|becom(?:e|ing))\b",
+    r"chang(?:e|ing)|go(?:ing)?|jump(?:ing)?)\s+(?:in)?to|becom(?:e|ing)|aim(?:ing)?\s+for)\b",
     re.I,
 )
 
@@ -153,6 +157,16 @@ class RoleMatcher:
                 found.append(source)
         return found
 
+    def roles_left(self, normalised_question: str) -> list[str]:
+        """Sources of the roles the asker says they are leaving and does not also ask about: "I'm a QA
+        engineer and want to get into development" leaves the QA page."""
+        asked = set(self.roles_in(normalised_question))
+        left: list[str] = []
+        for _, source, leaving in self._mentions(normalised_question):
+            if leaving and source not in asked and source not in left:
+                left.append(source)
+        return left
+
     def names_in(self, normalised_question: str) -> list[str]:
         """The role names the question uses, as written ("back-end software engineer"), leaving ones too."""
         return [match.group(0) for match, _, _ in self._mentions(normalised_question)]
@@ -208,8 +222,11 @@ class RoleMatcher:
             source = self._names.get(name) or self._names[name[:-1]]
             moves_on = last_move >= match.end()
             current = (  # looked for only where it can matter, as ranking asks this for every role named
-                _CURRENT_ROLE.search(
-                    normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start()
+                (
+                    _CURRENT_ROLE.search(
+                        normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start()
+                    )
+                    or _HERE.match(normalised_question, match.end())
                 )
                 if moves_on or from_counts
                 else None

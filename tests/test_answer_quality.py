@@ -227,6 +227,34 @@ def test_a_role_the_asker_has_been_is_one_they_are_leaving(
     assert {hit.passage.source for hit in bundled.ask(question).hits} == {source}
 
 
+@pytest.mark.parametrize(
+    ("question", "section"),
+    [
+        # were refused: "mobile" and "front-end" were cut from what was searched, and no back-end passage
+        # cleared the floor
+        (
+            "been a mobile dev, want to switch to back-end",
+            "Software Engineering Career Ladder > Switching specialities",
+        ),
+        (
+            "as a frontend engineer how hard is it to move to backend",
+            "Software Engineering Career Ladder > Switching specialities",
+        ),
+        # opened the back-end page's education: without "QA" nothing said where the asker comes from
+        (
+            "i work as a QA engineer and want to get into software development",
+            "Changing Careers into Software > Moving into engineering from QA or support",
+        ),
+    ],
+)
+def test_where_the_asker_comes_from_still_tells_moves_apart(
+    bundled: RolecallService, question: str, section: str
+) -> None:
+    answer = bundled.ask(question)
+    assert answer.answered
+    assert answer.hits[0].passage.section == section
+
+
 def test_a_role_the_asker_holds_is_still_preferred_when_they_ask_about_it(bundled: RolecallService) -> None:
     top = bundled.ask("I'm a backend dev, which skills should I learn next?").hits[0]
     assert top.passage.source == "senior-back-end-engineer.md"

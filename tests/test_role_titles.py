@@ -177,3 +177,26 @@ def test_a_role_the_asker_is_leaving_is_not_what_they_ask_about(
     normalised = default_normaliser()(question)
     assert matcher.roles_in(normalised) == asked_about
     assert matcher.subject(normalised) == searched
+
+
+@pytest.mark.parametrize(
+    ("question", "left"),
+    [
+        ("SRE here, want to become an EM", ["sre.md"]),
+        ("sre for 6 yrs, how do i move into management?", ["sre.md"]),
+        ("sre 4 yoe aiming for em, what changes?", ["sre.md"]),
+        # no move: the role they hold is what they ask about
+        ("SRE here, what should I learn next?", []),
+        # a role both left and asked about is not left ("as an EM, how do I become a better EM?")
+        ("I'm an SRE, how do I become a senior SRE?", []),
+    ],
+)
+def test_the_role_an_asker_leaves_is_said_after_it_too(question: str, left: list[str]) -> None:
+    # "X here" and "X for 6 years" say what the asker is now, as "I'm an X" does
+    matcher = RoleMatcher(
+        [
+            RoleDocument("sre.md", "Site Reliability Engineer", ("SRE",)),
+            RoleDocument("em.md", "Engineering Manager", ("EM",)),
+        ]
+    )
+    assert matcher.roles_left(default_normaliser()(question)) == left
