@@ -26,7 +26,9 @@ _COMPARISON = re.compile(
 _CURRENT_ROLE = re.compile(r"\b(?:i'?m|i am|as|from|currently|been)\s+(?:an?\s+|the\s+)?$", re.I)
 _ONWARD = re.compile(r"s?\s+(?:in)?to\b", re.I)  # right after a role name: "from SWE to PM"
 # Right after a role name: "QA engineer here, want to become a dev", "sysadmin for 6 years, ...", "sr swe 6 yoe"
-_HERE = re.compile(r"s?\s+(?:here\b|(?:for\s+)?(?:~|about\s+)?\d+(?:\.\d+)?\+?\s*(?:years|months)\b)", re.I)
+_HELD_NOW = re.compile(
+    r"s?\s+(?:here\b|(?:for\s+)?(?:~|about\s+)?\d+(?:\.\d+)?\+?\s*(?:years|months)\b)", re.I
+)
 _CURRENT_ROLE_REACH = 40  # characters before a role name searched for it: "currently   the " fits
 # ... and that they want to move somewhere else ("how do I get into machine learning?").
 _MOVE = re.compile(
@@ -224,7 +226,7 @@ class RoleMatcher:
                     _CURRENT_ROLE.search(
                         normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start()
                     )
-                    or _HERE.match(normalised_question, match.end())
+                    or _HELD_NOW.match(normalised_question, match.end())
                 )
                 if moves_on or from_counts
                 else None
