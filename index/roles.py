@@ -29,6 +29,7 @@ _ONWARD = re.compile(r"s?\s+(?:in)?to\b", re.I)  # right after a role name: "fro
 _HELD_NOW = re.compile(
     r"s?\s+(?:here\b|(?:for\s+)?(?:~|about\s+)?\d+(?:\.\d+)?\+?\s*(?:years|months)\b)", re.I
 )
+_OPENING = re.compile(r"[\W_]*$")  # all that comes before a role that opens the question: "DS wanting to …"
 _CURRENT_ROLE_REACH = 40  # characters before a role name searched for it: "currently   the " fits
 # ... and that they want to move somewhere else ("how do I get into machine learning?").
 _MOVE = re.compile(
@@ -227,6 +228,7 @@ class RoleMatcher:
                         normalised_question, max(0, match.start() - _CURRENT_ROLE_REACH), match.start()
                     )
                     or _HELD_NOW.match(normalised_question, match.end())
+                    or _OPENING.match(normalised_question, 0, match.start())
                 )
                 if moves_on or from_counts
                 else None

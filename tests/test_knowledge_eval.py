@@ -125,7 +125,8 @@ def test_two_role_questions_and_the_data_scientist_page_hold_their_blind_run(
     bundled: RolecallService,
 ) -> None:
     # eval/roles-holdout-2.jsonl (comparisons and moves between two roles, and the data scientist page), written
-    # blind: first run 0.550 / 0.825 with 2 of 40 refused; 0.550 / 0.875 and none refused once "ds" was read
+    # blind: first run 0.550 / 0.825 with 2 of 40 refused; 0.575 / 0.875 and none refused once "ds" and a role
+    # opening a question about a move were read
     result = evaluate(read_cases(REPO / "eval" / "roles-holdout-2.jsonl"), bundled.ask_many)
     figures = result.figures()
     assert figures["hit@1"] >= 0.525 and figures["hit@3"] >= 0.85, result.summary()

@@ -185,6 +185,8 @@ def test_a_role_the_asker_is_leaving_is_not_what_they_ask_about(
         ("SRE here, want to become an EM", ["sre.md"]),
         ("sre for 6 yrs, how do i move into management?", ["sre.md"]),
         ("sre 4 yoe aiming for em, what changes?", ["sre.md"]),
+        # a role that opens a question about a move is the asker's
+        ("SRE wanting to move into management, where do I start?", ["sre.md"]),
         # no move: the role they hold is what they ask about
         ("SRE here, what should I learn next?", []),
         # a role both left and asked about is not left ("as an EM, how do I become a better EM?")
