@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from bot.evaluation import evaluate, read_cases
 from bot.service import RolecallService
 from tests.conftest import BUNDLED_KNOWLEDGE, REPO
@@ -46,25 +48,49 @@ def test_bundled_knowledge_meets_the_issue_targets_on_questions_written_apart_fr
     assert figures["highlight"] > figures["lead_sentence"], result.summary()
 
 
-def test_the_topic_pages_answer_questions_written_apart_from_the_ranking(bundled: RolecallService) -> None:
-    # job offers and interviews; career change, resumes and working life (eval/README.md): a floor under
-    # today's figures, below the issue's targets, which these sets do not meet (hit@1 0.85 and 0.78)
-    for name in ("topics-holdout.jsonl", "pages-holdout.jsonl"):
-        result = evaluate(read_cases(REPO / "eval" / name), bundled.ask_many)
-        figures = result.figures()
-        assert figures["hit@1"] >= 0.75 and figures["hit@3"] >= 0.94, f"{name}: {result.summary()}"
-        assert result.off_topic_refused == result.off_topic and result.false_refusals <= 1, (
-            f"{name}: {result.summary()}"
-        )
+# Floors under the other sets of eval/ over the bundled knowledge (eval/README.md tells how each was written):
+# file, at least hit@1 and hit@3, at least that many off-topic refused (None: all), at most that many answerable
+# refused. Each sits a little under the set's figure today, most of them below the issue's targets.
+HELD_OUT_FLOORS = (
+    # job offers and interviews, written apart from the ranking (0.85 / 0.95 today)
+    ("topics-holdout.jsonl", 0.75, 0.94, None, 1),
+    # career change, resumes and working life, written apart from the ranking (0.86 / 0.97)
+    ("pages-holdout.jsonl", 0.75, 0.94, None, 1),
+    # the eighth session's working-life and job sections, written by someone who had not seen the questions they
+    # were written against: first run 0.792 / 0.917, 5 of 8 off-topic refused, 1 answerable refused
+    ("life-holdout.jsonl", 0.75, 0.9, 5, 1),
+    # the ninth session's sections, written from the sections alone: first run 0.800 / 0.833 with 4 refused,
+    # 0.867 / 0.900 and 2 refused once "oss" and "gh" were read
+    ("sections-holdout.jsonl", 0.8, 0.85, 5, 2),
+    # the second probe's sections, written blind and scored once (0.625 / 0.650, 13 of 40 answerable refused,
+    # mostly just under the floor): a floor against regressions, far from the targets
+    ("sections-holdout-2.jsonl", 0.6, 0.625, 5, 13),
+    # three chat-style questions a page, written blind: first run 0.733 / 0.867, 18 of 20 off-topic refused, 4 of
+    # 60 answerable refused; 0.767 / 0.900 and 3 refused once "PR", "nits", "promos", "hobby apps"… were read
+    ("casual-holdout.jsonl", 0.75, 0.883, 18, 3),
+    # the security and QA engineer pages, written blind: first run 0.583 / 0.792 with 2 refused, 0.667 / 0.833 and
+    # 1 refused once "sec eng" and "been a …" were read
+    ("roles-holdout.jsonl", 0.625, 0.833, 5, 1),
+    # comparisons and moves between two roles, and the data scientist page, written blind: first run 0.550 / 0.825
+    # with 2 of 40 refused; 0.575 / 0.875 and none refused once "ds" and a role opening a question about a move
+    # were read
+    ("roles-holdout-2.jsonl", 0.525, 0.85, 9, 1),
+    # moves from one role to another, written to tune them (not blind): 0.458 / 0.792 with 2 refused when the
+    # role left was cut from what was searched and the target's page preferred; 0.625 / 0.958 after
+    ("moves.jsonl", 0.583, 0.917, None, 0),
+)
 
 
-def test_the_working_life_and_job_sections_answer_questions_written_blind(bundled: RolecallService) -> None:
-    # eval/life-holdout.jsonl, written by someone who had not seen the questions the sections were written
-    # against: a floor under its first run (0.792 / 0.917, 5 of 8 off-topic refused, 1 answerable refused)
-    result = evaluate(read_cases(REPO / "eval" / "life-holdout.jsonl"), bundled.ask_many)
+@pytest.mark.parametrize(("name", "hit1", "hit3", "off_topic_refused", "refused"), HELD_OUT_FLOORS)
+def test_questions_written_apart_from_the_pages_stay_above_their_floor(
+    bundled: RolecallService, name: str, hit1: float, hit3: float, off_topic_refused: int | None, refused: int
+) -> None:
+    result = evaluate(read_cases(REPO / "eval" / name), bundled.ask_many)
     figures = result.figures()
-    assert figures["hit@1"] >= 0.75 and figures["hit@3"] >= 0.9, result.summary()
-    assert result.off_topic_refused >= 5 and result.false_refusals <= 1, result.summary()
+    assert figures["hit@1"] >= hit1 and figures["hit@3"] >= hit3, result.summary()
+    wanted_refused = result.off_topic if off_topic_refused is None else off_topic_refused
+    assert result.off_topic_refused >= wanted_refused, result.summary()
+    assert result.false_refusals <= refused, result.summary()
 
 
 ROLE_ASKS = (  # everyday phrasings, each with the section of a role page that answers it
@@ -81,65 +107,6 @@ ROLE_ASKS = (  # everyday phrasings, each with the section of a role page that a
     ("what's the path to becoming {role}?", "How to become"),
     ("roadmap for becoming {role}", "How to become"),
 )
-
-
-def test_the_ninth_sessions_sections_answer_questions_written_blind(bundled: RolecallService) -> None:
-    # eval/sections-holdout.jsonl, written from the sections alone: a floor under its run after the two
-    # abbreviations it showed ("oss", "gh") joined the terms table (0.867 / 0.900, 5 of 8 off-topic refused,
-    # 2 answerable refused; its first run was 0.800 / 0.833 with 4 refused)
-    result = evaluate(read_cases(REPO / "eval" / "sections-holdout.jsonl"), bundled.ask_many)
-    figures = result.figures()
-    assert figures["hit@1"] >= 0.8 and figures["hit@3"] >= 0.85, result.summary()
-    assert result.off_topic_refused >= 5 and result.false_refusals <= 2, result.summary()
-
-
-def test_the_second_probes_sections_hold_their_first_blind_run(bundled: RolecallService) -> None:
-    # eval/sections-holdout-2.jsonl, written blind and scored once (0.625 / 0.650, 5 of 10 off-topic refused,
-    # 13 of 40 answerable refused, mostly under the floor): a floor against regressions, far from the targets
-    result = evaluate(read_cases(REPO / "eval" / "sections-holdout-2.jsonl"), bundled.ask_many)
-    figures = result.figures()
-    assert figures["hit@1"] >= 0.6 and figures["hit@3"] >= 0.625, result.summary()
-    assert result.off_topic_refused >= 5 and result.false_refusals <= 13, result.summary()
-
-
-def test_blind_casual_questions_on_every_page_stay_above_their_first_run(bundled: RolecallService) -> None:
-    # eval/casual-holdout.jsonl, three chat-style questions a page written blind: first run 0.733 / 0.867, 18 of 20
-    # off-topic refused, 4 of 60 answerable refused; 0.767 / 0.900 and 3 refused once "PR", "nits", "promos",
-    # "hobby apps"… were read as the pages write them
-    result = evaluate(read_cases(REPO / "eval" / "casual-holdout.jsonl"), bundled.ask_many)
-    figures = result.figures()
-    assert figures["hit@1"] >= 0.75 and figures["hit@3"] >= 0.883, result.summary()
-    assert result.off_topic_refused >= 18 and result.false_refusals <= 3, result.summary()
-
-
-def test_the_new_role_pages_answer_questions_written_blind(bundled: RolecallService) -> None:
-    # eval/roles-holdout.jsonl on the security and QA engineer pages: first run 0.583 / 0.792 with 2 refused,
-    # 0.667 / 0.833 and 1 refused once "sec eng" and "been a …" were read
-    result = evaluate(read_cases(REPO / "eval" / "roles-holdout.jsonl"), bundled.ask_many)
-    figures = result.figures()
-    assert figures["hit@1"] >= 0.625 and figures["hit@3"] >= 0.833, result.summary()
-    assert result.off_topic_refused >= 5 and result.false_refusals <= 1, result.summary()
-
-
-def test_two_role_questions_and_the_data_scientist_page_hold_their_blind_run(
-    bundled: RolecallService,
-) -> None:
-    # eval/roles-holdout-2.jsonl (comparisons and moves between two roles, and the data scientist page), written
-    # blind: first run 0.550 / 0.825 with 2 of 40 refused; 0.575 / 0.875 and none refused once "ds" and a role
-    # opening a question about a move were read
-    result = evaluate(read_cases(REPO / "eval" / "roles-holdout-2.jsonl"), bundled.ask_many)
-    figures = result.figures()
-    assert figures["hit@1"] >= 0.525 and figures["hit@3"] >= 0.85, result.summary()
-    assert result.off_topic_refused >= 9 and result.false_refusals <= 1, result.summary()
-
-
-def test_moves_from_one_role_to_another_open_the_move_not_the_role_left(bundled: RolecallService) -> None:
-    # eval/moves.jsonl, written to tune the move questions (not blind): 0.458 / 0.792 with 2 refused when the
-    # role left was cut from what was searched and the target's page preferred; 0.625 / 0.958 after
-    result = evaluate(read_cases(REPO / "eval" / "moves.jsonl"), bundled.ask_many)
-    figures = result.figures()
-    assert figures["hit@1"] >= 0.583 and figures["hit@3"] >= 0.917, result.summary()
-    assert result.false_refusals == 0, result.summary()
 
 
 def test_everyday_questions_about_a_role_open_the_section_that_answers_them(bundled: RolecallService) -> None:
