@@ -720,6 +720,10 @@ def test_questions_on_other_subjects_that_share_the_pages_words_are_refused(
         "what skills does a good goalkeeper need?",
         "asked to lead my kid's soccer team as assistant coach, what skills do i need?",
         "what is the best way to negotiate a trade-in offer at a car dealership?",
+        # and from words chosen in the eleventh session
+        "my store manager keeps putting me on every weekend, how do i push back?",
+        "patrol officer for 5 years, what skills get you promoted to sergeant?",
+        "the wedding venue wants more money than quoted, how do i negotiate it down?",
     ],
 )
 def test_questions_from_other_walks_of_life_are_refused(bundled: RolecallService, question: str) -> None:

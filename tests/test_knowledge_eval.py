@@ -78,6 +78,9 @@ HELD_OUT_FLOORS = (
     # moves from one role to another, written to tune them (not blind): 0.458 / 0.792 with 2 refused when the
     # role left was cut from what was searched and the target's page preferred; 0.625 / 0.958 after
     ("moves.jsonl", 0.583, 0.917, None, 0),
+    # off-topic questions in career words about 50 jobs and settings outside software, written blind: 53 of 60
+    # refused at the first run, 55 once walks of life chosen from the other near-off-topic sets were listed
+    ("near-off-topic-blind-3.jsonl", 0.0, 0.0, 54, 0),
 )
 
 
