@@ -161,12 +161,9 @@ class RoleMatcher:
     def roles_left(self, normalised_question: str) -> list[str]:
         """Sources of the roles the asker says they are leaving and does not also ask about: "I'm a QA
         engineer and want to get into development" leaves the QA page."""
-        asked = set(self.roles_in(normalised_question))
-        left: list[str] = []
-        for _, source, leaving in self._mentions(normalised_question):
-            if leaving and source not in asked and source not in left:
-                left.append(source)
-        return left
+        mentions = [(source, leaving) for _, source, leaving in self._mentions(normalised_question)]
+        asked = {source for source, leaving in mentions if not leaving}
+        return list(dict.fromkeys(source for source, leaving in mentions if leaving and source not in asked))
 
     def names_in(self, normalised_question: str) -> list[str]:
         """The role names the question uses, as written ("back-end software engineer"), leaving ones too."""
