@@ -149,7 +149,8 @@ class FaissCandidates:
         tokens = self.index.tokens
         if tokens is None:
             return None
-        return token_match_scores(question_tokens, [tokens.passage(i) for i in passage_ids])
+        rows, counts = tokens.stacked(passage_ids)
+        return stacked_token_match(question_tokens, rows, counts)
 
     def candidates(self, question: str, vector: Vectors) -> list[Ranked]:
         index = self.index
@@ -632,11 +633,26 @@ def token_match_scores(
     """Per passage: the mean over the question's word pieces of the best cosine to one of its word
     pieces (late interaction, as in ColBERT, on this model's own outputs).
 
-    One product per passage, on one BLAS thread (_single_threaded_blas).
+    One product for all passages, on one BLAS thread (_single_threaded_blas).
     """
-    return np.array(
-        [float((question_tokens @ rows.T).max(axis=1).mean()) for rows in passages], dtype=np.float32
-    )
+    if not passages:
+        return np.zeros(0, dtype=np.float32)
+    counts = [len(rows) for rows in passages]
+    return stacked_token_match(question_tokens, np.concatenate(passages), counts)
+
+
+def stacked_token_match(
+    question_tokens: TokenVectors, rows: TokenVectors, counts: Sequence[int]
+) -> npt.NDArray[np.float32]:
+    """token_match_scores over passages whose word pieces are stacked in `rows`, `counts` of them each."""
+    scores = np.zeros(len(counts), dtype=np.float32)
+    filled = [i for i, n in enumerate(counts) if n]
+    if not filled or not len(question_tokens):
+        return scores
+    starts = np.concatenate([[0], np.cumsum([counts[i] for i in filled])[:-1]])
+    best = np.maximum.reduceat(rows @ question_tokens.T, starts, axis=0)  # passage x question word piece
+    scores[filled] = best.mean(axis=1)
+    return scores
 
 
 def _best_sentence_cosines(candidates: Sequence[Ranked], *vectors: Vectors) -> npt.NDArray[np.float64]:

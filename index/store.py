@@ -174,6 +174,23 @@ class PassageRows:
         data = os.pread(self._file.fileno(), (end - start) * width, self._base + start * width)
         return np.frombuffer(data, dtype=np.float32).reshape(end - start, -1)
 
+    def stacked(self, passage_ids: Sequence[int]) -> tuple[Vectors, list[int]]:
+        """Several passages' rows, one after another in one array, and how many rows each has: read straight
+        into that array (one preadv per passage) when the file is not in memory."""
+        spans = [(int(self.offsets[i]), int(self.offsets[i + 1])) for i in passage_ids]
+        counts = [end - start for start, end in spans]
+        if self._file is None or not hasattr(os, "preadv"):
+            return np.concatenate([self.passage(i) for i in passage_ids] or [self.rows[:0]]), counts
+        stacked = np.empty((sum(counts), self.rows.shape[1]), dtype=np.float32)
+        into = stacked.reshape(-1).view(np.uint8).data
+        width, at = self.rows.shape[1] * 4, 0
+        for start, end in spans:
+            size = (end - start) * width
+            if os.preadv(self._file.fileno(), [into[at : at + size]], self._base + start * width) != size:
+                raise IndexCorruptError(f"{self._file.name} is shorter than its offsets say")
+            at += size
+        return stacked, counts
+
     def span(self, start: int, end: int) -> tuple[Vectors, npt.NDArray[np.int64]]:
         """The rows of passages start..end and their offsets, rebased to start at 0 (for a reindex)."""
         first, last = int(self.offsets[start]), int(self.offsets[end])

@@ -202,6 +202,13 @@ def test_large_sentence_files_are_read_per_passage_with_the_same_rows(
     assert read_per_passage.sentences.read_per_passage
     for pid in range(len(in_memory.passages)):
         assert np.array_equal(in_memory.sentence_rows(pid), read_per_passage.sentence_rows(pid))
+    # several passages at once (the token match reads its candidates so): the same rows, in the order asked
+    for ids in ([2, 0, 1], [1, 1], [len(in_memory.passages) - 1], []):
+        for rows in (in_memory.sentences, read_per_passage.sentences):
+            stacked, counts = rows.stacked(ids)
+            assert counts == [len(in_memory.sentence_rows(pid)) for pid in ids]
+            expected = [in_memory.sentence_rows(pid) for pid in ids]
+            assert np.array_equal(stacked, np.concatenate(expected) if ids else stacked[:0])
 
 
 # -- an index folder that cannot be written: one line, no traceback -----------------------------------

@@ -169,3 +169,22 @@ def test_the_bundled_knowledge_is_small_enough_to_carry_token_vectors(
         opened.tokens is not None
         and len(opened.tokens) == len(opened.passages) <= store.TOKEN_VECTORS_MAX_PASSAGES
     )
+
+
+def test_token_match_is_each_question_pieces_best_cosine_averaged_per_passage() -> None:
+    """The one stacked product gives what the definition gives, passage by passage."""
+    rng = np.random.default_rng(7)
+
+    def unit(n: int) -> npt.NDArray[np.float32]:
+        rows = rng.standard_normal((n, 16)).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    question = unit(5)
+    passages = [unit(n) for n in (1, 9, 3, 40)]
+    expected = [float((question @ rows.T).max(axis=1).mean()) for rows in passages]
+    assert np.allclose(token_match_scores(question, passages), expected, atol=1e-6)
+    assert token_match_scores(question, []).shape == (0,)
+    # a passage that repeats the question's pieces scores 1, the most there is
+    assert token_match_scores(question, [np.concatenate([unit(4), question])])[0] == pytest.approx(
+        1.0, abs=1e-6
+    )
