@@ -61,6 +61,11 @@ def test_slang_for_failing_an_interview_opens_the_rejection_section(bundled: Rol
             "took a year off to look after my dad, how do i explain the gap in interviews?",
             "Gaps in employment",
         ),
+        # "career switcher" names the page as "career changer" does (chosen from a pages-holdout miss)
+        (
+            "career switcher, sent like 80 applications for junior dev jobs and heard nothing back, what helps?",
+            "Changing Careers into Software > Landing the first job",
+        ),
         # a hobby from the walks-of-life list, brought back into scope by "app"
         (
             "I built a guitar tuner app as a side project, is it worth putting on my resume?",
