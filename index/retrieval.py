@@ -4,7 +4,9 @@ Ranking: the question (after term normalisation) is embedded once; FAISS gives d
 BM25 keyword candidates; each candidate scores `cosine + KEYWORD_WEIGHT * bm25 / best bm25`, plus
 SENTENCE_WEIGHT times its best sentence's cosine, plus ROLE_BOOST when its document is a role the
 question names, plus, when it names just one, ASPECT_WEIGHT times the role's passages' best sentence
-cosine to the question's `Aspect` (the role's direction projected out). Weighted fusion beat reciprocal
+cosine to the question's `Aspect` (the role's direction projected out), plus, when it asks how many or how
+long, QUANTITY_WEIGHT times its best cosine among its sentences that state a quantity ("3-5 projects",
+"six months"). Weighted fusion beat reciprocal
 rank fusion on every eval set (see bench/quality.py). For a question that names no role, when the
 version stores its passages' token vectors, the best RERANK_TOP candidates also get TOKEN_MATCH_WEIGHT
 times their late-interaction score: the mean, over the question's word pieces (stop words left out), of
@@ -60,6 +62,8 @@ RERANK_TOP = 10  # candidates reranked by token matching; 20 gained one blind hi
 TOKEN_MATCH_WEIGHT = 1.0  # times the late-interaction score (_token_match_scores); 2.0 refused one more
 # more of it, ordering the first document's windows among themselves (3+ lost hit@3)
 SAME_DOCUMENT_TOKEN_WEIGHT = 1.0
+# a question asking how many or how long: times a candidate's best cosine among its sentences stating a quantity
+QUANTITY_WEIGHT = 0.2
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
 
 Fusion = Literal["weighted", "rrf"]
@@ -316,6 +320,8 @@ class Retriever:
                 bonus += SENTENCE_WEIGHT * best + own * ASPECT_WEIGHT * best_aspect
             else:
                 bonus += SENTENCE_WEIGHT * _best_sentence_cosines(candidates, vector)[0]
+            if _QUANTITY_QUESTION.search(question):  # "how long till i can reapply?": "a 6-month cooldown"
+                bonus += QUANTITY_WEIGHT * _best_quantity_cosines(candidates, vector)
         ranked = [
             Ranked(c.passage_id, c.cosine, c.fused + float(b), c.passage, c.sentence_vectors) if b else c
             for c, b in zip(candidates, bonus, strict=True)
@@ -464,6 +470,18 @@ _PAY_QUESTION = re.compile(
     r"|\bwhat (?:do|does|did|can|could|will|would) (?:\S+ ){0,4}?\S*(?:er|ers|ist|ists|or|ors)"
     r" (?:salary|make|get paid)\b"
     r"|\bwhat(?:'s|s| is| are) (?:the |a )?(?:\S+ ){0,2}?(?:salary|salaries|pay) (?:of|for|range)\b",
+    re.IGNORECASE,
+)
+# a question asking for a quantity: "how many yoe…", "how long till…", "how often…", "how many hours of LC…"; not
+# "how much does an SRE make?" (a pay question) or "how do I get better at this?"
+_QUANTITY_QUESTION = re.compile(
+    r"\bhow (?:many|long|much time|often)\b|\bhow \w+ (?:years|yrs|hours|hrs|weeks|months)\b", re.IGNORECASE
+)
+# a sentence that states one: a figure with a word or sign after it ("3-5 projects", "10+ years", "~100 hours",
+# "40%"), or a number in words ("six months"); not a list's "1." or a figure alone
+_QUANTITY = re.compile(
+    r"(?<![\w.])(?:~|about |around )?\d+(?:[,.]\d+)*(?:\s*(?:-|–|to)\s*\d+)?\+?\s*(?:%|[a-z]{2,})"
+    r"|\b(?:two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|thirty|fifty|hundred|dozen)\b",
     re.IGNORECASE,
 )
 # a sentence that states an amount of money: "$120,000", "£60,000", "€70k" (not "10,000 users", "a 401k")
@@ -667,6 +685,23 @@ def _best_sentence_cosines(candidates: Sequence[Ranked], *vectors: Vectors) -> n
         queries = np.stack([v.reshape(-1) for v in vectors], axis=1)
         best[:, with_rows] = np.maximum.reduceat(stacked @ queries, starts, axis=0).T
     return best
+
+
+def _best_quantity_cosines(candidates: Sequence[Ranked], vector: Vectors) -> npt.NDArray[np.float64]:
+    """Each candidate's highest cosine to the question among its sentences that state a quantity (0 for none)."""
+    flat = np.asarray(vector, dtype=np.float32).reshape(-1)
+    best = np.zeros(len(candidates))
+    for i, candidate in enumerate(candidates):
+        rows = _quantity_rows(candidate.passage)
+        if rows and len(candidate.sentence_vectors) == len(_sentences_of(candidate.passage)[0]):
+            best[i] = float((candidate.sentence_vectors[list(rows)] @ flat).max())
+    return best
+
+
+@lru_cache(maxsize=4096)
+def _quantity_rows(passage: Passage) -> tuple[int, ...]:
+    """The rows of a passage's sentences that state a quantity (`_QUANTITY`); cached like _sentences_of."""
+    return tuple(i for i, sentence in enumerate(_sentences_of(passage)[0]) if _QUANTITY.search(sentence))
 
 
 @lru_cache(maxsize=4096)

@@ -10,7 +10,7 @@ import pytest
 from bot.service import RolecallService
 from index.chunking import split_sentences
 from index.embedding import SentenceTransformerEmbedder
-from index.retrieval import contains_literal, literal_terms
+from index.retrieval import _QUANTITY, _QUANTITY_QUESTION, contains_literal, literal_terms
 from tests.conftest import (
     BUNDLED_KNOWLEDGE,
     DEFAULT_MIN_SCORE,
@@ -365,6 +365,37 @@ def test_a_comparison_returns_both_roles_side_by_side(bundled: RolecallService) 
 def test_a_question_about_pay_highlights_a_figure(bundled: RolecallService, question: str) -> None:
     hit = bundled.ask(question).hits[0]
     assert hit.passage.section.endswith("> Pay") and "$" in hit.highlight
+
+
+def test_a_question_asking_how_many_opens_the_passage_that_states_the_number(
+    bundled: RolecallService,
+) -> None:
+    # the staff page's education section came first (it too speaks of years and levels) before quantities counted
+    hit = bundled.ask("how many staff roles are there compared to senior? feels like theres none").hits[0]
+    assert hit.passage.section == "Staff Engineer > Where the jobs are"
+    assert "five to ten" in hit.passage.text
+
+
+@pytest.mark.parametrize(
+    ("text", "asks", "states"),
+    [
+        ("how many yoe do staff engs have?", True, False),
+        ("how long till i can reapply?", True, False),
+        ("how often are promo cycles", True, False),
+        ("how many hours a week do SWEs work", True, False),
+        ("how much does an SRE make?", False, False),  # a pay question: its figures are money
+        ("how do i get better at system design?", False, False),
+        ("Collect 3-5 projects that show impact.", False, True),
+        ("Typically 10+ years of experience.", False, True),
+        ("Plan ~100 hours of practice.", False, True),
+        ("There is a six month cooldown.", False, True),
+        ("1. Learn one language well.", False, False),  # a list's number is no quantity
+        ("Senior engineers lead projects.", False, False),
+    ],
+)
+def test_what_counts_as_asking_for_and_stating_a_quantity(text: str, asks: bool, states: bool) -> None:
+    assert bool(_QUANTITY_QUESTION.search(text)) is asks
+    assert bool(_QUANTITY.search(text)) is states
 
 
 def test_a_question_naming_salary_without_asking_an_amount_keeps_its_answering_highlight(
