@@ -64,6 +64,8 @@ TOKEN_MATCH_WEIGHT = 1.0  # times the late-interaction score (_token_match_score
 SAME_DOCUMENT_TOKEN_WEIGHT = 1.0
 # a question asking how many or how long: times a candidate's best cosine among its sentences stating a quantity
 QUANTITY_WEIGHT = 0.2
+# ...and its highlight is the closest sentence stating one, if that is within this of the closest sentence's cosine
+QUANTITY_HIGHLIGHT_MARGIN = 0.2
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
 
 Fusion = Literal["weighted", "rrf"]
@@ -258,8 +260,9 @@ class Retriever:
             for q in canonical
         ]
         asks_pay = [bool(_PAY_QUESTION.search(question)) for question in canonical]
+        asks_quantity = [bool(_QUANTITY_QUESTION.search(question)) for question in canonical]
         highlighted = self._with_highlights(
-            questions, question_stems, query_vectors, aspects, rare, pages, asks_pay, chosen
+            questions, question_stems, query_vectors, aspects, rare, pages, asks_pay, asks_quantity, chosen
         )
         return [_distinct_highlights(hits, k) for hits in highlighted]
 
@@ -387,6 +390,7 @@ class Retriever:
         rare: Sequence[frozenset[str]],
         role_pages: Sequence[list[str]],
         asks_pay: Sequence[bool],
+        asks_quantity: Sequence[bool],
         chosen: list[list[Ranked]],
     ) -> list[list[Hit]]:
         """Pick each passage's sentence closest to its question, from the sentence vectors stored at build time.
@@ -402,15 +406,26 @@ class Retriever:
         reliably survives trimming ("how much do SREs make in London?" shows the UK pay sentence, not the
         US one closest to "how much do SREs make"); a question asking how much a role earns highlights a sentence
         stating an amount when the passage has one ("…earns an average salary of around $120,000", not "Actual pay
-        depends heavily on the employer"); and for a question naming one role the highlight is the
+        depends heavily on the employer"), and one asking how many or how long a sentence stating a quantity
+        when one is nearly as close as the closest ("A design doc that people actually read is usually two or
+        three pages", not "…make them shorter"); and for a question naming one role the highlight is the
         sentence (not a list's lead-in) with the highest sum of its cosines to the question and to the
         question's aspect (`Aspect.cosines`): "which companies hire software engineers?" highlights
         "Employers range from big tech and startups to banks…", not the section's opening about the role.
         `questions` are as typed: normalising spells acronyms out, and the user asked for the acronym.
         """
         results: list[list[Hit]] = []
-        for question, asked_stems, row, vector, aspect, rare_words, named, about_pay in zip(
-            questions, question_stems, chosen, query_vectors, aspects, rare, role_pages, asks_pay, strict=True
+        for question, asked_stems, row, vector, aspect, rare_words, named, about_pay, about_quantity in zip(
+            questions,
+            question_stems,
+            chosen,
+            query_vectors,
+            aspects,
+            rare,
+            role_pages,
+            asks_pay,
+            asks_quantity,
+            strict=True,
         ):
             literals = literal_terms(question)
             asked = asked_words(question)
@@ -440,6 +455,10 @@ class Retriever:
                 # "what does X earn?" shows a figure, not "pay varies"
                 if about_pay and not required and not naming:
                     naming = [i for i in pool if _MONEY.search(sentences[i])]
+                elif about_quantity and not required and not naming:
+                    # "how long should a design doc be?" shows "…usually two or three pages", not "make them shorter"
+                    near = float(similarities[shown]) - QUANTITY_HIGHLIGHT_MARGIN
+                    naming = [i for i in pool if _QUANTITY.search(sentences[i]) and similarities[i] >= near]
                 if aspect is not None and not required:
                     answering = similarities + HIGHLIGHT_ASPECT_WEIGHT * aspect.cosines(rows)
                     choices = [i for i in naming or pool if _says_something(sentences[i])] or naming or pool
@@ -481,7 +500,8 @@ _QUANTITY_QUESTION = re.compile(
 # "40%"), or a number in words ("six months"); not a list's "1." or a figure alone
 _QUANTITY = re.compile(
     r"(?<![\w.])(?:~|about |around )?\d+(?:[,.]\d+)*(?:\s*(?:-|–|to)\s*\d+)?\+?\s*(?:%|[a-z]{2,})"
-    r"|\b(?:two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|thirty|fifty|hundred|dozen)\b",
+    r"|\b(?:two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|thirty|fifty|hundred|dozen)\b"
+    r"|\b(?:once|twice|times) (?:a|an|per|every) (?:day|week|month|quarter|year|half)\b",
     re.IGNORECASE,
 )
 # a sentence that states an amount of money: "$120,000", "£60,000", "€70k" (not "10,000 users", "a 401k")

@@ -377,6 +377,21 @@ def test_a_question_asking_how_many_opens_the_passage_that_states_the_number(
 
 
 @pytest.mark.parametrize(
+    ("question", "stated"),
+    [
+        # highlighted "…make them shorter and put the decision first" before
+        ("how long should a design document be? nobody on my team reviews mine", "two or three pages"),
+        # highlighted "Many employers accept equivalent practical experience instead of a degree…" before
+        ("how many years of experience do you need to be considered senior?", "4 to 8 years"),
+    ],
+)
+def test_a_question_asking_how_many_highlights_the_sentence_stating_it(
+    bundled: RolecallService, question: str, stated: str
+) -> None:
+    assert stated in bundled.ask(question).hits[0].highlight
+
+
+@pytest.mark.parametrize(
     ("text", "asks", "states"),
     [
         ("how many yoe do staff engs have?", True, False),
@@ -389,6 +404,8 @@ def test_a_question_asking_how_many_opens_the_passage_that_states_the_number(
         ("Typically 10+ years of experience.", False, True),
         ("Plan ~100 hours of practice.", False, True),
         ("There is a six month cooldown.", False, True),
+        ("Promotions follow a cycle, usually once or twice a year.", False, True),
+        ("Once hired, keep learning.", False, False),
         ("1. Learn one language well.", False, False),  # a list's number is no quantity
         ("Senior engineers lead projects.", False, False),
     ],
