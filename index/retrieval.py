@@ -245,10 +245,22 @@ class Retriever:
             self._aspect(version, vector, named[0]) if len(named) == 1 else None
             for vector, named in zip(query_vectors, roles, strict=True)
         ]
+        # "how many yoe…", "how long till…": passages and highlights stating a quantity are preferred
+        asks_quantity = [bool(_QUANTITY_QUESTION.search(question)) for question in canonical]
         chosen = [
-            self._choose(version, question, whole, vector, named, gone, aspect, tokens, k + SPARE_CANDIDATES)
-            for question, whole, vector, named, gone, aspect, tokens in zip(
-                normalised, canonical, query_vectors, roles, left, aspects, question_tokens, strict=True
+            self._choose(
+                version, question, whole, vector, named, gone, aspect, quantity, tokens, k + SPARE_CANDIDATES
+            )
+            for question, whole, vector, named, gone, aspect, quantity, tokens in zip(
+                normalised,
+                canonical,
+                query_vectors,
+                roles,
+                left,
+                aspects,
+                asks_quantity,
+                question_tokens,
+                strict=True,
             )
         ]
         rare = [version.rare_terms(_asked_stems(question)) for question in normalised]
@@ -260,7 +272,6 @@ class Retriever:
             for q in canonical
         ]
         asks_pay = [bool(_PAY_QUESTION.search(question)) for question in canonical]
-        asks_quantity = [bool(_QUANTITY_QUESTION.search(question)) for question in canonical]
         highlighted = self._with_highlights(
             questions, question_stems, query_vectors, aspects, rare, pages, asks_pay, asks_quantity, chosen
         )
@@ -275,6 +286,7 @@ class Retriever:
         roles: list[str],
         left: list[str],
         aspect: Aspect | None,
+        asks_quantity: bool,
         question_tokens: TokenVectors | None,
         k: int,
     ) -> list[Ranked]:
@@ -282,7 +294,9 @@ class Retriever:
         # or GitHub?") is not one side of the comparison, and the best passage stays first
         pages = [source for source in roles if source in version.roles.role_pages]
         compared = len(pages) >= 2 and version.roles.compares(question)
-        ranked = self._rank(version, whole_question, vector, roles, left, pages, compared, aspect)
+        ranked = self._rank(
+            version, whole_question, vector, roles, left, pages, compared, aspect, asks_quantity
+        )
         if question_tokens is not None and not roles:  # a named role: its boost and the aspect rank better
             ranked = _reranked_by_tokens(version, ranked, question_tokens)
         if compared:
@@ -299,6 +313,7 @@ class Retriever:
         pages: list[str],
         compared: bool,
         aspect: Aspect | None,
+        asks_quantity: bool,
     ) -> list[Ranked]:
         # Named roles' pages (`pages`, of `roles`) are preferred when the question names one role or compares
         # several. Naming two without comparing them ("how do I get from senior to staff?") asks about the move
@@ -323,7 +338,7 @@ class Retriever:
                 bonus += SENTENCE_WEIGHT * best + own * ASPECT_WEIGHT * best_aspect
             else:
                 bonus += SENTENCE_WEIGHT * _best_sentence_cosines(candidates, vector)[0]
-            if _QUANTITY_QUESTION.search(question):  # "how long till i can reapply?": "a 6-month cooldown"
+            if asks_quantity:  # "how long till i can reapply?": "a 6-month cooldown"
                 bonus += QUANTITY_WEIGHT * _best_quantity_cosines(candidates, vector)
         ranked = [
             Ranked(c.passage_id, c.cosine, c.fused + float(b), c.passage, c.sentence_vectors) if b else c
