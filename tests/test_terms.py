@@ -44,6 +44,8 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
         ("i start 10 hobby apps a year", "i start 10 side projects a year"),
         ("what skills matter for a sec eng?", "what skills matter for a security engineer?"),
         ("all the mgrs comparing ppl for promos", "all the manager comparing people for promotion"),
+        ("want to get into cybersec eventually", "want to get into cybersecurity eventually"),
+        ("how hard is the jump into cloud sec?", "how hard is the jump into cloud security?"),
     ],
 )
 def test_chat_shorthand_for_what_a_job_asks_is_spelled_out(question: str, normalised: str) -> None:
