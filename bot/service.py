@@ -335,14 +335,14 @@ class RolecallService:
     def _shown(self, hits: Sequence[Hit]) -> tuple[Hit, ...]:
         """The floor decides whether to answer; passages that clear it come first, then supporting ones.
 
-        A passage clears the floor with its score, an exact term, or a highlight holding most of the
-        question's words (`_holds_the_question`). Once one does, a passage holding a
-        word of the question that few passages hold (`Hit.rare_term`) counts as clearing it too: such a
-        word alone does not make a question answerable ("flights to Lisbon"), but it says which passage answers
-        one that is ("will they make me write debounce?"). The rest of the top k follow in rank order if
-        their score reaches `support_score` (a second section of the right document often answers with a
-        weaker single sentence), unless the question's exact term was found: then only passages holding
-        it are shown.
+        A passage clears the floor with its score, an exact term, a highlight holding enough of the
+        question's words (`_holds_the_question`), or a word of the question that few passages hold
+        (`Hit.rare_term`) on the page of a role the question names. Once one does, a passage holding such a
+        rare word counts as clearing it too: the word alone does not make a question answerable ("flights to
+        Lisbon"), but it says which passage answers one that is ("will they make me write debounce?"). The
+        rest of the top k follow in rank order if their score reaches `support_score` (a second section of
+        the right document often answers with a weaker single sentence), unless a passage holding the
+        question's exact term cleared the floor: then only the passages that cleared it are shown.
         """
         clears = [
             h.score >= self.config.min_score

@@ -93,7 +93,8 @@ class Settings(BaseSettings):
         ge=-1.0,
         le=1.0,
         alias="ROLECALL_MIN_SCORE",
-        description="relevance floor (cosine); below it the bot says it does not know",
+        description="relevance floor (cosine); below it the bot says it does not know, unless the passage holds"
+        " an exact term or enough of the question's words (RolecallService._shown)",
     )
     support_score: float = Field(
         default=0.30,

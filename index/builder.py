@@ -71,7 +71,7 @@ def build_index(
     progress: ProgressCallback | None = None,
     show_progress_bar: bool = False,
 ) -> BuildReport:
-    """Scan, load, chunk and embed what changed, then atomically publish a new index version."""
+    """Scan, load, chunk and embed what changed, then atomically publish a new index version (none when nothing did)."""
     from index.loaders import DEFAULT_MAX_BYTES, iter_candidate_files, load_file  # bs4, pypdf, docx: 0.15 s
 
     max_bytes = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes

@@ -1,4 +1,4 @@
-"""Qdrant vector store: a collection per index version, dense + sparse (IDF) vectors, RRF hybrid, one alias."""
+"""Qdrant vector store: a collection per index version, dense + sparse (IDF) vectors, one alias."""
 
 from __future__ import annotations
 

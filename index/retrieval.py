@@ -1,13 +1,16 @@
 """From a question to ranked, de-duplicated passages with their best sentence highlighted.
 
-Ranking: the question (after term normalisation) is embedded once; FAISS gives dense candidates and
+Ranking: the question (after term normalisation) is embedded once (twice, in one batch, when the asker
+names a role they are leaving: with it and without it, averaged); FAISS gives dense candidates and
 BM25 keyword candidates; each candidate scores `cosine + KEYWORD_WEIGHT * bm25 / best bm25`, plus
-SENTENCE_WEIGHT times its best sentence's cosine, plus ROLE_BOOST when its document is a role the
-question names, plus, when it names just one, ASPECT_WEIGHT times the role's passages' best sentence
+SENTENCE_WEIGHT times its best sentence's cosine, plus ROLE_BOOST when its document is a topic the
+question names or the page of a role it names (one role, or several it compares; not both sides of a move
+between two of our roles), minus ROLE_BOOST for the page of a role the asker is leaving, plus, when it names
+just one role, ASPECT_WEIGHT times the role's passages' best sentence
 cosine to the question's `Aspect` (the role's direction projected out), plus, when it asks how many or how
 long, QUANTITY_WEIGHT times its best cosine among its sentences that state a quantity ("3-5 projects",
 "six months"). Weighted fusion beat reciprocal
-rank fusion on every eval set (see bench/quality.py). For a question that names no role, when the
+rank fusion on every eval set (see bench/quality.py). For a question that names no role or topic, when the
 version stores its passages' token vectors, the best RERANK_TOP candidates also get TOKEN_MATCH_WEIGHT
 times their late-interaction score: the mean, over the question's word pieces (stop words left out), of
 each one's best cosine to a word piece of the passage; the token vectors come out of the same model
@@ -17,14 +20,14 @@ match: the fused score picks the document well, the words tell its windows apart
 then de-duplicated and, for comparisons, drawn from each named role in turn. Each passage's highlight is
 its prose sentence closest to the question (or to question and aspect together), among those naming what
 the question names when some do ("London"); the closest sentence's cosine is the hit's score, comparable
-across questions. No sentence is highlighted twice in one answer: a window whose highlight an earlier
+across questions (with an exact term of the question, the closest sentence holding it). No sentence is highlighted twice in one answer: a window whose highlight an earlier
 passage already shows (overlapping windows share a sentence) gives its place to the next candidate,
-SPARE_CANDIDATES of which get highlights for that. Sentence vectors are computed when the index is built, so answering embeds only the
-question.
+SPARE_CANDIDATES of which get highlights for that. Sentence vectors are computed when the index is built, so
+answering embeds only the question (and, once per version, the role titles the aspect needs).
 
 Where candidates come from is a seam (`CandidateSource`): `FaissCandidates` ranks over an opened
-SearchIndex as described above; `index.qdrant_store.QdrantCandidates` asks Qdrant (dense + sparse,
-RRF in the engine). Role boost, the best-sentence and aspect terms, de-duplication, side-by-side and
+SearchIndex as described above; `index.qdrant_store.QdrantCandidates` asks Qdrant for the union of its
+dense and sparse candidates and fuses them the same way (the engine's sparse score standing in for BM25). Role boost, the best-sentence and aspect terms, de-duplication, side-by-side and
 highlights are shared by both.
 """
 
@@ -103,7 +106,7 @@ class CandidateVersion(Protocol):
 
     documents: tuple[RoleDocument, ...]
     roles: RoleMatcher
-    role_boost: float  # added to the fused score of a passage whose document is a role the question names
+    role_boost: float  # added for a page asked about, taken off for one left (Retriever._rank)
 
     def __len__(self) -> int: ...
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from index.terms import default_normaliser, whole_words
 
 LEVEL_WORDS = ("junior", "senior", "staff", "principal", "distinguished")
-# A title names a role only when it holds one of these nouns ("Senior Back-End Engineer", not "Resume tips").
+# A title names a role only when it ends in one of these nouns ("Senior Back-End Engineer", not "Resume tips").
 ROLE_NOUNS = ("engineer", "developer", "manager", "scientist", "architect", "designer", "analyst", "director")
 # A role name has none of these; a title that does is about something else ("Interviews for Engineers").
 _FUNCTION_WORDS = frozenset("a an as at by for from in into of on or the to with my our your".split())  # noqa: SIM905
@@ -195,7 +195,7 @@ class RoleMatcher:
 
     def subject(self, normalised_question: str, from_counts: bool = False) -> str:
         """The question without the roles it says the asker is leaving: what to search for. "As an SRE,
-        how can I move to management?" searches "As an, how can I move to management?", which the
+        how can I move to management?" searches "As an how can I move to management?", which the
         manager pages answer, where the whole question is closest to the SRE page. With `from_counts`,
         "from X to Y" and "coming from X" leave X as well: what the scope check looks at (searching
         without X would lose the ladder's step between two of our roles: "from front-end to back-end")."""
