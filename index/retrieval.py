@@ -46,7 +46,7 @@ from index.batching import QueryBatcher
 from index.chunking import is_prose, passage_sentences, split_sentences
 from index.embedding import Embedder, TokenVectors, Vectors, query_embedding
 from index.keyword import tokenize
-from index.roles import RoleDocument, RoleMatcher
+from index.roles import RoleDocument, RoleMatcher, without_tenure
 from index.search import SearchIndex
 from index.terms import default_normaliser, whole_words
 from index.types import Hit, Passage
@@ -229,7 +229,8 @@ class Retriever:
         # without it too and the two vectors are averaged: where the asker comes from still tells the
         # moves apart ("QA engineer here, want to become a developer" is the career-change page's move
         # from QA). Only such questions embed a second text, in the same batch.
-        canonical = [normalise(q) for q in questions]
+        # how long the asker has held their job, said before a move, is where they come from too
+        canonical = [without_tenure(normalise(q)) for q in questions]
         normalised = [version.roles.subject(q) for q in canonical]
         left = [version.roles.roles_left(q) for q in canonical]
         moved = [

@@ -38,6 +38,28 @@ _MOVE = re.compile(
     re.I,
 )
 
+# How long the asker has been where they are: "5 yoe", "for 3 years", "(2 years of experience)", "3 yrs at that level"
+_TENURE = re.compile(
+    r"(?:\b(?:for|after|with|w/)\s+)?\(?(?:~|about\s+)?\b\d+(?:\.\d+)?\+?\s*(?:years|yrs|yoe|months)"
+    r"(?:\s+of\s+experience)?\b\)?(?:\s+(?:at\s+that\s+level|in\s+(?:it|that\s+role)))?",
+    re.I,
+)
+
+
+def without_tenure(normalised_question: str) -> str:
+    """The question without how long the asker has held their job, when they say it before asking how to move:
+    "backend dev, 5 years of experience, want to get into ML" asks how to get into ML; the years would pull the
+    search to the experience sections. A tenure said after the move ("how do I become senior in 3 years?")
+    stays."""
+    last_move = max((m.start() for m in _MOVE.finditer(normalised_question)), default=-1)
+    if last_move < 0:
+        return normalised_question
+    cut = _TENURE.sub(lambda m: "" if m.end() <= last_move else m.group(0), normalised_question)
+    if cut == normalised_question:
+        return cut
+    cut = re.sub(r"\s+([,.?!])", r"\1", re.sub(r"\s{2,}", " ", cut))
+    return re.sub(r",\s*,", ",", cut).strip(" ,")
+
 
 @dataclass(frozen=True)
 class RoleDocument:

@@ -247,6 +247,14 @@ def test_a_role_the_asker_has_been_is_one_they_are_leaving(
     assert {hit.passage.source for hit in bundled.ask(question).hits} == {source}
 
 
+def test_how_long_the_asker_has_held_their_job_does_not_pull_a_move_to_the_experience_section(
+    bundled: RolecallService,
+) -> None:
+    # with "3 years" searched for, the staff page's experience section ("eight to twelve or more years") came first
+    top = bundled.ask("senior swe, 3 yrs at that level, how do i get to staff? feels like im stuck").hits[0]
+    assert top.passage.section == "Staff Engineer > How to become a staff engineer"
+
+
 def test_a_role_the_asker_holds_is_still_preferred_when_they_ask_about_it(bundled: RolecallService) -> None:
     top = bundled.ask("I'm a backend dev, which skills should I learn next?").hits[0]
     assert top.passage.source == "senior-back-end-engineer.md"

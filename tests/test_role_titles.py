@@ -6,7 +6,7 @@ import pytest
 
 from bot.service import RolecallService
 from index.embedding import SentenceTransformerEmbedder
-from index.roles import RoleDocument, RoleMatcher, names_a_role, role_documents, role_title
+from index.roles import RoleDocument, RoleMatcher, names_a_role, role_documents, role_title, without_tenure
 from index.terms import default_normaliser
 from tests.conftest import make_service, write_docs
 
@@ -202,3 +202,34 @@ def test_the_role_an_asker_leaves_is_said_after_it_too(question: str, left: list
         ]
     )
     assert matcher.roles_left(default_normaliser()(question)) == left
+
+
+@pytest.mark.parametrize(
+    ("question", "searched"),
+    [
+        (
+            "backend dev 5yoe want to get into ML eng",
+            "back-end software engineer want to get into machine learning engineer",
+        ),
+        (
+            "senior swe, 3 yrs at that level, how do i get to staff?",
+            "senior software engineer, how do i get to staff?",
+        ),
+        (
+            "helpdesk guy here (2 yoe) wanna get into dev work",
+            "helpdesk guy here wanna get into software engineer work",
+        ),
+        (
+            "been doing manual QA for 3 yrs, how do i become a dev?",
+            "been doing manual QA, how do i become a software engineer?",
+        ),
+        # said after the move, or with no move, the years are what is asked about
+        ("how do i become senior in 3 years?", "how do i become senior in 3 years?"),
+        ("is 5 yoe enough for a senior title?", "is 5 years of experience enough for a senior title?"),
+    ],
+)
+def test_how_long_the_asker_has_held_their_job_is_not_searched_for_when_they_ask_how_to_move(
+    question: str, searched: str
+) -> None:
+    # "5 yoe" before "want to get into ML" pulled the search to the pages' experience sections
+    assert without_tenure(default_normaliser()(question)) == searched
