@@ -85,7 +85,8 @@ HELD_OUT_FLOORS = (
     # quantities counted in the ranking; 0.900 / 0.967 after
     ("quantities-holdout.jsonl", 0.85, 0.933, None, 0),
     # people moving from a job (ours or not) into one of the pages' roles, written blind: first run 0.567 / 0.800
-    # with 2 of 30 refused; 0.633 / 0.867 and none refused once "cybersec" and "cloud sec" were read
+    # with 2 of 30 refused; 0.633 / 0.867 and none refused once "cybersec" and "cloud sec" were read, 0.667 / 0.900
+    # once years said before the move were not searched for
     ("moves-holdout.jsonl", 0.6, 0.833, None, 0),
 )
 
