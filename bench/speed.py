@@ -421,7 +421,7 @@ def worker_serve_rolecall(payload: dict[str, Any]) -> dict[str, Any]:
     )
     embedder = TimingEmbedder(_rolecall_embedder())
     service = RolecallService(config, embedder=embedder)
-    service.open()
+    service.prepare()  # opens the index and prepares its passages, as `rolecall serve` does
     questions: list[str] = payload["questions"]
     answered = sum(service.ask(q).answered for q in questions[:50])
     embedder.recording = True

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -129,8 +130,16 @@ async def run_adapters(
         if service is not None:
             if not service.is_loaded:
                 await asyncio.to_thread(service.open, log.info)
+            started = time.monotonic()
+            prepared = await asyncio.to_thread(service.prepare)
             embedding = await asyncio.to_thread(lambda: service.query_embedding)
-            log.info("index ready: %d passages; questions embedded by %s", service.passage_count, embedding)
+            log.info(
+                "index ready: %d passages (%d prepared for highlights in %.2f s); questions embedded by %s",
+                service.passage_count,
+                prepared,
+                time.monotonic() - started,
+                embedding,
+            )
         for adapter in adapters:
             if stop.is_set():  # SIGTERM while the index was being built: do not connect at all
                 break

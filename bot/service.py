@@ -136,6 +136,7 @@ class RolecallService:
         self.spec: ModelSpec = ModelSpec(self.embedder.model_id, spec.location)
         self._batcher = QueryBatcher(query_embedding(self.embedder))  # questions from concurrent askers
         self._retriever: Retriever | None = None
+        self._prepares = False  # a server: each index installed is prepared (Retriever.prepare)
         self._swap_lock = threading.Lock()
         self._reindex_lock = threading.Lock()
         self._qdrant_client = qdrant_client  # shared by tests; else opened from the config on first use
@@ -238,9 +239,22 @@ class RolecallService:
         return search_index
 
     def _install(self, search_index: SearchIndex) -> None:
+        retriever = Retriever(search_index, self.embedder, self._batcher, self.config.fusion)
+        if self._prepares:  # before the swap, so no question meets an unprepared passage
+            retriever.prepare()
         with self._swap_lock:
-            self._retriever = Retriever(search_index, self.embedder, self._batcher, self.config.fusion)
+            self._retriever = retriever
         self.metrics.passages.set(len(search_index))
+
+    def prepare(self) -> int:
+        """For a server: work out what each passage's highlight needs now, and after every reindex, rather
+        than when a question first meets the passage (Retriever.prepare); opens the index if needed.
+        Returns how many passages were prepared."""
+        self._prepares = True
+        if self._retriever is None:
+            self.open()
+        retriever = self._retriever
+        return retriever.prepare() if retriever is not None else 0
 
     @property
     def is_loaded(self) -> bool:
