@@ -59,3 +59,21 @@ def test_an_acronym_the_documents_write_is_kept_beside_its_expansion() -> None:
     # the expansion alone still counts as the acronym when choosing a highlight
     assert spells_out("It is the highest individual contributor role.", "IC")
     assert not spells_out("It is the highest management role.", "IC")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sr. SWE vs SR SWE vs sr-swe vs Sr.SWE",  # after a hyphen or a full stop inside a word: no variant starts
+        "front-end-dev, frontend dev, FE/BE, full stack devs",
+        "to pay, i pay, my pay, comp & pay",  # a guarded variant after its guard word stays as typed
+        "k largest items, what ds should i use? new ds here",
+        "résumé, RÉSUMÉ and resumes",
+        "",
+    ],
+)
+def test_the_normaliser_rewrites_exactly_what_its_pattern_matches_anywhere(text: str) -> None:
+    # it tries the pattern only where a variant's first word starts: the same as scanning every character
+    normaliser = default_normaliser()
+    scanned = normaliser._pattern.sub(lambda m: normaliser._replacement(m, text), text)  # type: ignore[union-attr]
+    assert normaliser(text) == scanned
