@@ -20,15 +20,16 @@ match: the fused score picks the document well, the words tell its windows apart
 then de-duplicated and, for comparisons, drawn from each named role in turn. Each passage's highlight is
 its prose sentence closest to the question (or to question and aspect together), among those naming what
 the question names when some do ("London"); the closest sentence's cosine is the hit's score, comparable
-across questions (with an exact term of the question, the closest sentence holding it). No sentence is highlighted twice in one answer: a window whose highlight an earlier
-passage already shows (overlapping windows share a sentence) gives its place to the next candidate,
+across questions (with an exact term of the question, the closest sentence holding it). No sentence is
+highlighted twice in one answer: a window whose highlight an earlier passage already shows (overlapping
+windows share a sentence) gives its place to the next candidate,
 SPARE_CANDIDATES of which get highlights for that. Sentence vectors are computed when the index is built, so
 answering embeds only the question (and, once per version, the role titles the aspect needs).
 
 Where candidates come from is a seam (`CandidateSource`): `FaissCandidates` ranks over an opened
 SearchIndex as described above; `index.qdrant_store.QdrantCandidates` asks Qdrant for the union of its
-dense and sparse candidates and fuses them the same way (the engine's sparse score standing in for BM25). Role boost, the best-sentence and aspect terms, de-duplication, side-by-side and
-highlights are shared by both.
+dense and sparse candidates and fuses them the same way (the engine's sparse score standing in for BM25).
+Role boost, the best-sentence and aspect terms, de-duplication, side-by-side and highlights are shared by both.
 """
 
 from __future__ import annotations
@@ -69,9 +70,8 @@ SAME_DOCUMENT_TOKEN_WEIGHT = 1.0
 QUANTITY_WEIGHT = 0.2
 # ...and its highlight is the closest sentence stating one, if that is within this of the closest sentence's cosine
 QUANTITY_HIGHLIGHT_MARGIN = 0.2
-PASSAGE_CACHE = (
-    4096  # passages whose sentences, stems, names and quantities are kept worked out (Retriever.prepare)
-)
+# passages whose sentences, stems, names and quantities are kept worked out (Retriever.prepare)
+PASSAGE_CACHE = 4096
 RRF_K = 60  # reciprocal rank fusion, kept to measure against the weighted sum (bench/quality.py)
 
 Fusion = Literal["weighted", "rrf"]
