@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from index.retrieval import spells_out
-from index.terms import default_normaliser
+from index.terms import TermNormaliser, default_normaliser
 
 
 @pytest.mark.parametrize(
@@ -77,3 +77,9 @@ def test_the_normaliser_rewrites_exactly_what_its_pattern_matches_anywhere(text:
     normaliser = default_normaliser()
     scanned = normaliser._pattern.sub(lambda m: normaliser._replacement(m, text), text)  # type: ignore[union-attr]
     assert normaliser(text) == scanned
+
+
+def test_a_variant_starting_with_a_sign_is_still_found() -> None:
+    # no first word to look for: such a table scans every character, as the pattern alone would
+    normaliser = TermNormaliser({"dotnet": [".net"], "senior": ["sr"]})
+    assert normaliser("an sr .NET dev") == "an senior dotnet dev"
