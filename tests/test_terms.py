@@ -46,6 +46,9 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
         ("all the mgrs comparing ppl for promos", "all the manager comparing people for promotion"),
         ("want to get into cybersec eventually", "want to get into cybersecurity eventually"),
         ("how hard is the jump into cloud sec?", "how hard is the jump into cloud security?"),
+        ("looking for a 100% wfh gig", "looking for a 100% work from home gig"),
+        ("cut off b4 the results", "cut off before the results"),
+        ("any yt channels worth watching?", "any YouTube channels worth watching?"),
     ],
 )
 def test_chat_shorthand_for_what_a_job_asks_is_spelled_out(question: str, normalised: str) -> None:
