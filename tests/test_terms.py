@@ -49,6 +49,9 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
         ("looking for a 100% wfh gig", "looking for a 100% work from home gig"),
         ("cut off b4 the results", "cut off before the results"),
         ("any yt channels worth watching?", "any YouTube channels worth watching?"),
+        ("onsite next wk, vanished for 2 wks", "onsite next week, vanished for 2 weeks"),
+        ("how long til i hear back, is it bc of my level", "how long until i hear back, is it because of my level"),
+        ("whats avg pay for staff engs", "whats average salary for staff engineers"),
     ],
 )
 def test_chat_shorthand_for_what_a_job_asks_is_spelled_out(question: str, normalised: str) -> None:
