@@ -50,7 +50,10 @@ def test_the_noun_pay_becomes_salary_and_the_verb_stays(question: str, normalise
         ("cut off b4 the results", "cut off before the results"),
         ("any yt channels worth watching?", "any YouTube channels worth watching?"),
         ("onsite next wk, vanished for 2 wks", "onsite next week, vanished for 2 weeks"),
-        ("how long til i hear back, is it bc of my level", "how long until i hear back, is it because of my level"),
+        (
+            "how long til i hear back, is it bc of my level",
+            "how long until i hear back, is it because of my level",
+        ),
         ("whats avg pay for staff engs", "whats average salary for staff engineers"),
     ],
 )
