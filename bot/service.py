@@ -252,9 +252,9 @@ class RolecallService:
         Returns how many passages were prepared."""
         self._prepares = True
         if self._retriever is None:
-            self.open()
+            self.open()  # installing the index prepares it
         retriever = self._retriever
-        return retriever.prepare() if retriever is not None else 0
+        return retriever.prepare() if retriever is not None else 0  # done already: returns the count
 
     @property
     def is_loaded(self) -> bool:

@@ -210,6 +210,7 @@ class Retriever:
         self.batcher = batcher or QueryBatcher(query_embedding(embedder))
         self.fusion = fusion
         self._title_vectors: dict[str, Vectors] = {}  # role titles' vectors, for _aspect
+        self._prepared: int | None = None  # passages prepared (prepare), once it has run
         _single_threaded_blas()
 
     @property
@@ -225,12 +226,14 @@ class Retriever:
         questions took about 1 ms more per ask at p50 than the next (bench/README). Only versions that hold their
         passages (FAISS) can, and only as many as the caches keep.
         """
-        passages: Sequence[Passage] = getattr(self.source.version(), "passages", ())
-        for passage in passages[:PASSAGE_CACHE]:
-            _sentence_stems(passage)
-            _names_of(passage)
-            _quantity_rows(passage)
-        return min(len(passages), PASSAGE_CACHE)
+        if self._prepared is None:  # a FAISS version never changes under its retriever: once is enough
+            passages: Sequence[Passage] = getattr(self.source.version(), "passages", ())
+            for passage in passages[:PASSAGE_CACHE]:
+                _sentence_stems(passage)
+                _names_of(passage)
+                _quantity_rows(passage)
+            self._prepared = min(len(passages), PASSAGE_CACHE)
+        return self._prepared
 
     def retrieve(self, question: str, k: int) -> list[Hit]:
         """The top `k` passages for a question, best first, each with its highlighted sentence."""
