@@ -224,6 +224,11 @@ def test_switching_specialities_opens_the_ladders_section_on_it(bundled: Rolecal
             "i work as a QA engineer and want to get into software development",
             "Changing Careers into Software > Moving into engineering from QA or support",
         ),
+        # "going back to" is a move too: this opened the manager page's "How to become an engineering manager"
+        (
+            "i've been an EM for 2 years and want to go back to being an IC",
+            "Software Engineering Career Ladder > IC track vs manager track",
+        ),
     ],
 )
 def test_a_role_the_asker_is_leaving_does_not_pull_the_answer_to_its_page(

@@ -191,6 +191,10 @@ def test_a_role_the_asker_is_leaving_is_not_what_they_ask_about(
         ("SRE here, what should I learn next?", []),
         # a role both left and asked about is not left ("as an EM, how do I become a better EM?")
         ("I'm an SRE, how do I become a senior SRE?", []),
+        # "been doing X" says it too, and going back somewhere is a move
+        ("been doing sre at a startup and want to move to management", ["sre.md"]),
+        ("been an EM for 2 years and want to go back to being an IC", ["em.md"]),
+        ("been an EM for 2 years and want to go to being an IC", ["em.md"]),
     ],
 )
 def test_the_role_an_asker_leaves_is_said_after_it_too(question: str, left: list[str]) -> None:
