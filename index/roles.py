@@ -23,8 +23,10 @@ _COMPARISON = re.compile(
     r"\b(vs\.?|versus|compared?|comparison|differences?|differ|differs|different|between|or|better)\b", re.I
 )
 # Where the asker says what they are now ("I'm a back-end developer, ...", "as an SRE", "coming from QA",
-# "been doing front-end for 4 years") ...
-_CURRENT_ROLE = re.compile(r"\b(?:i'?m|i am|as|from|currently|been|doing|i do)\s+(?:an?\s+|the\s+)?$", re.I)
+# "been doing front-end for 4 years", "in QA") ...
+_CURRENT_ROLE = re.compile(
+    r"\b(?:i'?m|i am|as|from|currently|been|doing|i do|in)\s+(?:an?\s+|the\s+)?$", re.I
+)
 _ONWARD = re.compile(r"s?\s+(?:in)?to\b", re.I)  # right after a role name: "from SWE to PM"
 # Right after a role name: "QA engineer here, want to become a dev", "sysadmin for 6 years, ...", "sr swe 6 yoe"
 _HELD_NOW = re.compile(
@@ -32,10 +34,12 @@ _HELD_NOW = re.compile(
 )
 _OPENING = re.compile(r"[\W_]*$")  # all that comes before a role that opens the question: "DS wanting to …"
 _CURRENT_ROLE_REACH = 40  # characters before a role name searched for it: "currently   the " fits
-# ... and that they want to move somewhere else ("how do I get into machine learning?", "go back to IC").
+# ... and that they want to move somewhere else ("how do I get into machine learning?", "go back to IC",
+# "wanna be a dev").
 _MOVE = re.compile(
     r"\b(?:(?:get(?:ting)?|mov(?:e|ing)|switch(?:ing)?|transition(?:ing)?|break(?:ing)?|pivot(?:ing)?|"
-    r"chang(?:e|ing)|go(?:ing)?(?:\s+back)?|jump(?:ing)?)\s+(?:in)?to|becom(?:e|ing)|aim(?:ing)?\s+for)\b",
+    r"chang(?:e|ing)|go(?:ing)?(?:\s+back)?|jump(?:ing)?)\s+(?:in)?to|becom(?:e|ing)|aim(?:ing)?\s+for|"
+    r"(?:wanna|want\s+to)\s+be)\b",
     re.I,
 )
 

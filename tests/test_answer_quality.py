@@ -252,6 +252,18 @@ def test_a_role_the_asker_has_been_is_one_they_are_leaving(
     assert {hit.passage.source for hit in bundled.ask(question).hits} == {source}
 
 
+@pytest.mark.parametrize(
+    "question",
+    ["i do manual QA, how do i become a dev?", "been doing QA at a bank, how do i get into programming"],
+)
+def test_someone_leaving_qa_is_not_told_how_to_get_into_qa(bundled: RolecallService, question: str) -> None:
+    # "QA" alone did not name the QA page, so nothing said the asker was leaving it, and both questions
+    # opened "QA Engineer > How to become a QA engineer"
+    hits = bundled.ask(question).hits
+    assert hits[0].passage.source != "qa-engineer.md"
+    assert hits[0].passage.source in {"software-engineer.md", "career-change.md"}
+
+
 def test_how_long_the_asker_has_held_their_job_does_not_pull_a_move_to_the_experience_section(
     bundled: RolecallService,
 ) -> None:

@@ -195,6 +195,8 @@ def test_a_role_the_asker_is_leaving_is_not_what_they_ask_about(
         ("been doing sre at a startup and want to move to management", ["sre.md"]),
         ("been an EM for 2 years and want to go back to being an IC", ["em.md"]),
         ("been an EM for 2 years and want to go to being an IC", ["em.md"]),
+        # "in X" says it as well, and so does wanting to be something else
+        ("in sre at a bank and wanna be an EM", ["sre.md"]),
     ],
 )
 def test_the_role_an_asker_leaves_is_said_after_it_too(question: str, left: list[str]) -> None:
