@@ -49,7 +49,7 @@ from index.embedding import Embedder, TokenVectors, Vectors, query_embedding
 from index.keyword import tokenize
 from index.roles import RoleDocument, RoleMatcher, without_tenure
 from index.search import SearchIndex
-from index.terms import default_normaliser, whole_words
+from index.terms import default_fillers, default_normaliser, whole_words
 from index.types import Hit, Passage
 
 CANDIDATES = 40
@@ -250,8 +250,10 @@ class Retriever:
         # without it too and the two vectors are averaged: where the asker comes from still tells the
         # moves apart ("QA engineer here, want to become a developer" is the career-change page's move
         # from QA). Only such questions embed a second text, in the same batch.
-        # how long the asker has held their job, said before a move, is where they come from too
-        canonical = [without_tenure(normalise(q)) for q in questions]
+        # how long the asker has held their job, said before a move, is where they come from too; chat
+        # fillers ("lol", "tbh") are not searched for at all
+        without_fillers = default_fillers()
+        canonical = [without_tenure(without_fillers(normalise(q))) for q in questions]
         normalised = [version.roles.subject(q) for q in canonical]
         left = [version.roles.roles_left(q) for q in canonical]
         moved = [

@@ -79,6 +79,31 @@ _WORD = re.compile(r"\w+")
 _LOOKBACK = 40  # characters read back for that word, so a long passage is not rescanned per match
 
 
+class FillerRemover:
+    """Cuts chat interjections and hedges ("lol", "ngl", "tbh", "kinda") out of a question, with the
+    punctuation right after them: they say nothing of what is asked, and in "is my football stats app worth
+    putting on my resume lol" they pulled the closest sentence's cosine under the relevance floor."""
+
+    def __init__(self, fillers: Iterable[str]) -> None:
+        pattern = whole_words(fillers)
+        self._pattern = re.compile(rf"{pattern.pattern}[,.!]*", re.IGNORECASE) if pattern else None
+
+    def __call__(self, question: str) -> str:
+        if self._pattern is None:
+            return question
+        cut = _SPACES.sub(" ", self._pattern.sub("", question)).strip(" ,")
+        return re.sub(r"\s+([,.?!])", r"\1", cut) if cut else question
+
+
+_SPACES = re.compile(r"\s{2,}")
+
+
+@lru_cache(maxsize=1)
+def default_fillers() -> FillerRemover:
+    """The remover for the `_fillers` listed in index/terms.json."""
+    return FillerRemover(json.loads(TERMS_FILE.read_text(encoding="utf-8")).get("_fillers", []))
+
+
 @lru_cache(maxsize=1)
 def default_normaliser() -> TermNormaliser:
     """The normaliser for the table shipped in index/terms.json."""

@@ -264,6 +264,12 @@ def test_someone_leaving_qa_is_not_told_how_to_get_into_qa(bundled: RolecallServ
     assert hits[0].passage.source in {"software-engineer.md", "career-change.md"}
 
 
+def test_chat_fillers_do_not_pull_a_question_away_from_what_it_asks(bundled: RolecallService) -> None:
+    # with "lowkey" and "lol" searched for, the back-end page's skills came first, not its pay
+    top = bundled.ask("lowkey think i'm underpaid as a senior backend dev lol").hits[0]
+    assert top.passage.section == "Senior Back-End Software Engineer > Pay"
+
+
 def test_how_long_the_asker_has_held_their_job_does_not_pull_a_move_to_the_experience_section(
     bundled: RolecallService,
 ) -> None:

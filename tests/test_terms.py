@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from index.retrieval import spells_out
-from index.terms import TermNormaliser, default_normaliser
+from index.terms import FillerRemover, TermNormaliser, default_fillers, default_normaliser
 
 
 @pytest.mark.parametrize(
@@ -92,3 +92,25 @@ def test_a_variant_starting_with_a_sign_is_still_found() -> None:
     # no first word to look for: such a table scans every character, as the pattern alone would
     normaliser = TermNormaliser({"dotnet": [".net"], "senior": ["sr"]})
     assert normaliser("an sr .NET dev") == "an senior dotnet dev"
+
+
+@pytest.mark.parametrize(
+    ("question", "searched"),
+    [
+        (
+            "lowkey think i'm underpaid lol, what do seniors make?",
+            "think i'm underpaid what do seniors make?",
+        ),
+        ("ngl my resume is 3 pages, is that too long tbh?", "my resume is 3 pages, is that too long?"),
+        # only whole words: "lollipop" and "imolation" are no fillers
+        ("lollipop imolation", "lollipop imolation"),
+        # a question that is nothing but fillers is left as asked
+        ("lol", "lol"),
+    ],
+)
+def test_chat_fillers_are_cut_from_what_is_searched(question: str, searched: str) -> None:
+    assert default_fillers()(question) == searched
+
+
+def test_no_fillers_listed_cuts_nothing() -> None:
+    assert FillerRemover([])("lol ok") == "lol ok"
