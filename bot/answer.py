@@ -23,6 +23,20 @@ _THANKS = re.compile(
     r"[\s,!.]*)+(?:(?:so much|a lot|again|rolecall|bot)[\s,!.:)]*)*$",
     re.IGNORECASE,
 )
+# Function words that say a question is written in another language (Spanish, French, German, Portuguese,
+# Italian, Dutch), none of them also an English word ("die", "was", "come", "son", "per" are left out) ...
+_OTHER_LANGUAGE_WORDS = frozenset(
+    """de en se por el la los las que qué cómo cuánto cuanto cuánta cuál cuáles para una del es está pero mi yo hola gana
+    ganan puedo debo también muy hacer le les des est combien comment quel quelle quels pour avec je mon ma une
+    sont être qui dans du au aux bonjour gagne gagner devenir faut il elle nous vous der das ist und wie viel ein
+    eine ich mein meine wer nicht mit für verdient werden kann soll welche hallo auch oder um uma quanto quanta
+    você meu minha não é ganha posso sou gli che sono mio guadagna essere het een hoe veel ik mijn niet zijn""".split()  # noqa: SIM905
+)
+# ... and English ones, none of them also a word of those languages ("a", "i", "in", "me", "do", "no" are)
+_ENGLISH_WORDS = frozenset(
+    """the is are am were be does did how what which who why when where can could should would will my you your
+    we our to of for at with and or but not it this that get make earn""".split()  # noqa: SIM905
+)
 MAX_ROLES_LISTED = 15
 MAX_TOPICS_LISTED = 8
 
@@ -60,6 +74,14 @@ def is_greeting(text: str) -> bool:
     return bool(_GREETING.match(text.strip()))
 
 
+def is_other_language(text: str) -> bool:
+    """Is this question written in another language than English ("¿cuánto gana un ingeniero senior?")? The
+    model and the documents are English: such a question drew passages that only shared a job title."""
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    english = sum(word in _ENGLISH_WORDS for word in words)
+    return english == 0 and sum(word in _OTHER_LANGUAGE_WORDS for word in words) >= 2
+
+
 @dataclass(frozen=True)
 class Question:
     """A question as an adapter hands it over: the text and who asked where."""
@@ -90,6 +112,11 @@ class Answer:
         """What the bot says when nothing it knows is relevant, or how to use it when greeted."""
         if is_thanks(self.question):
             return "You're welcome! Ask me another career question any time."
+        if is_other_language(self.question):
+            return (
+                "Sorry, I can only read questions in English for now. Could you ask me in English? For example:"
+                " “What does a senior engineer earn?”"
+            )
         known = self._what_i_know()
         if is_greeting(self.question):
             example = f' (e.g. "What does a {self.known_roles[0]} earn?")' if self.known_roles else ""

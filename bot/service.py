@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from bot.answer import Answer, cut_note, cut_question, is_greeting, is_thanks
+from bot.answer import Answer, cut_note, cut_question, is_greeting, is_other_language, is_thanks
 from bot.metrics import Metrics, ReindexResult
 from bot.scope import default_scope
 from bot.settings import Settings
@@ -318,6 +318,10 @@ class RolecallService:
             normalised = normalise(question)
             # rendered as how to use the bot, or you're welcome
             if is_greeting(question) or is_thanks(question):
+                answers.append(Answer(question, (), roles, notes, topics))
+                continue
+            # the model and the documents are English: rendered as a request to ask in English
+            if is_other_language(question):
                 answers.append(Answer(question, (), roles, notes, topics))
                 continue
             # a role the asker is leaving, and the field words in its name, do not bring the question into

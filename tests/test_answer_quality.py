@@ -699,6 +699,30 @@ def test_a_thank_you_gets_you_are_welcome_not_i_dont_know(bundled: RolecallServi
     assert answer.refusal_text().startswith("You're welcome!")
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "¿cuánto gana un ingeniero de software senior?",
+        "combien gagne un ingénieur logiciel senior ?",
+        "wie viel verdient ein senior software engineer",
+    ],
+)
+def test_a_question_in_another_language_is_asked_again_in_english(
+    bundled: RolecallService, question: str
+) -> None:
+    # the Spanish and German ones were answered with role introductions that only shared the job title
+    answer = bundled.ask(question)
+    assert not answer.answered
+    assert "only read questions in English" in answer.refusal_text()
+
+
+@pytest.mark.parametrize("question", ["sr swe comp in LA?", "de facto stack for a startup backend in 2024?"])
+def test_english_with_a_foreign_word_is_still_searched(bundled: RolecallService, question: str) -> None:
+    answer = bundled.ask(question)
+    assert "only read questions in English" not in answer.refusal_text()
+    assert answer.answered
+
+
 def test_a_question_after_a_greeting_is_answered(bundled: RolecallService) -> None:
     for question in ("hi, what does an SRE earn?", "thanks! and what does an SRE earn?"):
         answer = bundled.ask(question)
