@@ -35,11 +35,11 @@ _HELD_NOW = re.compile(
 _OPENING = re.compile(r"[\W_]*$")  # all that comes before a role that opens the question: "DS wanting to …"
 _CURRENT_ROLE_REACH = 40  # characters before a role name searched for it: "currently   the " fits
 # ... and that they want to move somewhere else ("how do I get into machine learning?", "go back to IC",
-# "wanna be a dev").
+# "wanna be a dev", "move over").
 _MOVE = re.compile(
     r"\b(?:(?:get(?:ting)?|mov(?:e|ing)|switch(?:ing)?|transition(?:ing)?|break(?:ing)?|pivot(?:ing)?|"
     r"chang(?:e|ing)|go(?:ing)?(?:\s+back)?|jump(?:ing)?)\s+(?:in)?to|becom(?:e|ing)|aim(?:ing)?\s+for|"
-    r"(?:wanna|want\s+to)\s+be)\b",
+    r"(?:wanna|want\s+to)\s+be|(?:mov(?:e|ing)|switch(?:ing)?)\s+over)\b",
     re.I,
 )
 

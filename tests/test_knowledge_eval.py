@@ -86,8 +86,11 @@ HELD_OUT_FLOORS = (
     ("quantities-holdout.jsonl", 0.85, 0.933, None, 0),
     # people moving from a job (ours or not) into one of the pages' roles, written blind: first run 0.567 / 0.800
     # with 2 of 30 refused; 0.633 / 0.867 and none refused once "cybersec" and "cloud sec" were read, 0.667 / 0.900
-    # once years said before the move were not searched for
-    ("moves-holdout.jsonl", 0.6, 0.833, None, 0),
+    # once years said before the move were not searched for, 0.733 / 0.900 once "QA", "in X", "wanna be" were read
+    ("moves-holdout.jsonl", 0.667, 0.867, None, 0),
+    # long messages (3 to 6 sentences of backstory, then the ask), written blind: first run 0.781 / 0.938, every
+    # off-topic one refused, no answerable one refused
+    ("long-holdout.jsonl", 0.719, 0.906, None, 0),
 )
 
 

@@ -197,6 +197,7 @@ def test_a_role_the_asker_is_leaving_is_not_what_they_ask_about(
         ("been an EM for 2 years and want to go to being an IC", ["em.md"]),
         # "in X" says it as well, and so does wanting to be something else
         ("in sre at a bank and wanna be an EM", ["sre.md"]),
+        ("SRE here, thinking of switching over to management", ["sre.md"]),
     ],
 )
 def test_the_role_an_asker_leaves_is_said_after_it_too(question: str, left: list[str]) -> None:
