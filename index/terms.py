@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 TERMS_FILE = Path(__file__).with_name("terms.json")
 
@@ -99,13 +100,20 @@ _SPACES = re.compile(r"\s{2,}")
 
 
 @lru_cache(maxsize=1)
+def _shipped_table() -> dict[str, Any]:
+    """index/terms.json, read once."""
+    table: dict[str, Any] = json.loads(TERMS_FILE.read_text(encoding="utf-8"))
+    return table
+
+
+@lru_cache(maxsize=1)
 def default_fillers() -> FillerRemover:
     """The remover for the `_fillers` listed in index/terms.json."""
-    return FillerRemover(json.loads(TERMS_FILE.read_text(encoding="utf-8")).get("_fillers", []))
+    return FillerRemover(_shipped_table().get("_fillers", []))
 
 
 @lru_cache(maxsize=1)
 def default_normaliser() -> TermNormaliser:
     """The normaliser for the table shipped in index/terms.json."""
-    table = json.loads(TERMS_FILE.read_text(encoding="utf-8"))
+    table = _shipped_table()
     return TermNormaliser({k: v for k, v in table.items() if not k.startswith("_")}, table.get("_not_after"))
