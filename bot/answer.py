@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from index.chunking import split_sentences
+from index.terms import default_fillers
 from index.types import Hit
 
 CONTEXT_CHARS = 420
@@ -65,13 +66,15 @@ def cut_note(kept: int, asked: int, limit: int) -> str:
 
 
 def is_thanks(text: str) -> bool:
-    """Is this only a thank-you or an acknowledgement ("thanks!", "ok cool"), not a question to search?"""
-    return bool(_THANKS.match(text.strip()))
+    """Is this only a thank-you or an acknowledgement ("thanks!", "ok cool", "ty :pray:"), not a question to
+    search?"""
+    return bool(_THANKS.match(default_fillers()(text).strip()))
 
 
 def is_greeting(text: str) -> bool:
-    """Is this a hello or a request for help ("hi", "help", "what can you do?"), not a question to search?"""
-    return bool(_GREETING.match(text.strip()))
+    """Is this a hello or a request for help ("hi", "help", "what can you do?", "hi 👋"), not a question to
+    search?"""
+    return bool(_GREETING.match(default_fillers()(text).strip()))
 
 
 def is_other_language(text: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -82,21 +83,35 @@ _LOOKBACK = 40  # characters read back for that word, so a long passage is not r
 
 class FillerRemover:
     """Cuts chat interjections and hedges ("lol", "ngl", "tbh", "kinda") out of a question, with the
-    punctuation right after them: they say nothing of what is asked, and in "is my football stats app worth
-    putting on my resume lol" they pulled the closest sentence's cosine under the relevance floor."""
+    punctuation right after them, and emoji (Unicode ones, Slack's ":pray:" and Discord's "<:name:id>"): they
+    say nothing of what is asked, and in "is my football stats app worth putting on my resume lol" they pulled
+    the closest sentence's cosine under the relevance floor."""
 
     def __init__(self, fillers: Iterable[str]) -> None:
         pattern = whole_words(fillers)
         self._pattern = re.compile(rf"{pattern.pattern}[,.!]*", re.IGNORECASE) if pattern else None
 
     def __call__(self, question: str) -> str:
-        if self._pattern is None:
-            return question
-        cut = _SPACES.sub(" ", self._pattern.sub("", question)).strip(" ,")
+        cut = _EMOJI_CODE.sub(" ", question)
+        if any(ord(char) > 0x2000 for char in cut):  # most questions are ASCII: no per-character pass
+            cut = "".join(" " if _is_emoji(char) else char for char in cut)
+        if self._pattern is not None:
+            cut = self._pattern.sub("", cut)
+        cut = _SPACES.sub(" ", cut).strip(" ,")
         return re.sub(r"\s+([,.?!])", r"\1", cut) if cut else question
 
 
 _SPACES = re.compile(r"\s{2,}")
+# Slack's ":thinking_face:" / ":+1:" and Discord's custom "<:name:123>" / "<a:name:123>"
+_EMOJI_CODE = re.compile(r"(?<![\w:]):[a-z0-9_+'-]{2,}:(?![\w:])|<a?:\w+:\d+>", re.IGNORECASE)
+
+
+def _is_emoji(char: str) -> bool:
+    """A pictograph or symbol ("🤔", "🎉", "✅"), or what joins and shades them (ZWJ, variation selector,
+    skin tones)."""
+    return (
+        unicodedata.category(char) == "So" or char in "\u200d\ufe0f" or "\U0001f3fb" <= char <= "\U0001f3ff"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -104,8 +104,15 @@ def test_a_variant_starting_with_a_sign_is_still_found() -> None:
         ("ngl my resume is 3 pages, is that too long tbh?", "my resume is 3 pages, is that too long?"),
         # only whole words: "lollipop" and "imolation" are no fillers
         ("lollipop imolation", "lollipop imolation"),
+        # emoji too: Unicode ones with their skin tones, Slack's shortcodes, Discord's custom ones
+        (":thinking_face: should i negotiate my first offer :pray:", "should i negotiate my first offer"),
+        ("just got hired 🎉 any newsletters? 👍🏽", "just got hired any newsletters?"),
+        ("<:pepe:12345> what does an SRE earn", "what does an SRE earn"),
+        # a time is no shortcode
+        ("standup at 10:30: what do i say", "standup at 10:30: what do i say"),
         # a question that is nothing but fillers is left as asked
         ("lol", "lol"),
+        ("🎉", "🎉"),
     ],
 )
 def test_chat_fillers_are_cut_from_what_is_searched(question: str, searched: str) -> None:
