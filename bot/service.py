@@ -311,19 +311,18 @@ class RolecallService:
         version = retriever.index
         roles, topics = self._known(version.documents)
         normalise, scope = default_normaliser(), default_scope()
-        for question, original, (_, was_cut), hits in zip(
-            asked, readable, cut, retriever.retrieve_many(asked, limit), strict=True
-        ):
+        # Not searched: a greeting or a thank-you (rendered as how to use the bot, or you're welcome), and a
+        # question in another language (the model and the documents are English: asked again in English)
+        unsearched = [is_greeting(q) or is_thanks(q) or is_other_language(q) for q in asked]
+        searched = [q for q, skip in zip(asked, unsearched, strict=True) if not skip]
+        found = iter(retriever.retrieve_many(searched, limit))
+        for question, original, (_, was_cut), skip in zip(asked, readable, cut, unsearched, strict=True):
             notes = (cut_note(len(question), len(original), MAX_QUESTION_CHARS),) if was_cut else ()
+            if skip:
+                answers.append(Answer(question, (), roles, notes, topics))
+                continue
+            hits = next(found)
             normalised = normalise(question)
-            # rendered as how to use the bot, or you're welcome
-            if is_greeting(question) or is_thanks(question):
-                answers.append(Answer(question, (), roles, notes, topics))
-                continue
-            # the model and the documents are English: rendered as a request to ask in English
-            if is_other_language(question):
-                answers.append(Answer(question, (), roles, notes, topics))
-                continue
             # a role the asker is leaving, and the field words in its name, do not bring the question into
             # scope: "how do I move from software engineer to product manager?" asks about product managers
             if scope.mentions_another_occupation(normalised) and scope.is_about_another_occupation(
