@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -24,6 +24,7 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
@@ -185,6 +186,29 @@ class SeenEvents:
             return True
 
 
+class SlackSignature:
+    """Slack's request signature (an HMAC of timestamp and body, the timestamp within five minutes).
+
+    The same check Bolt makes, but a timestamp that is no number is a bad signature here, where Bolt's
+    raises and hands the unsigned body to the app's error handler."""
+
+    def __init__(self, signing_secret: str) -> None:
+        # no secret (Socket Mode, where no HTTP route is served): nothing counts as signed
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret.strip() else None
+
+    def is_signed(self, body: str, headers: Mapping[str, Sequence[str]]) -> bool:
+        timestamp = _first(headers.get("x-slack-request-timestamp"))
+        signature = _first(headers.get("x-slack-signature"))
+        if self._verifier is None or not (timestamp.isascii() and timestamp.isdigit() and signature):
+            return False
+        return self._verifier.is_valid(body, timestamp, signature)
+
+
+def _first(values: Sequence[str] | None) -> str:
+    """The first value of a header Bolt normalised to a list ("" when it is missing)."""
+    return values[0] if values else ""
+
+
 class _NoRejectedBody(logging.Filter):
     """Bolt logs a request with a bad signature or timestamp at INFO with its whole body, which is a
     message's text (a DM's too, e.g. a delayed retry): keep the line, leave out the body."""
@@ -248,6 +272,7 @@ class SlackAdapter:
         self.working_sign_after = working_sign_after
         self.stop_timeout = stop_timeout
         self.seen = SeenEvents(shared=ClaimStore(admin.records.database, SEEN_TTL_SECONDS))
+        self._verifier = SlackSignature(config.signing_secret)
         self._library_log = _library_logger()
         # Every argument explicit: Bolt falls back to SLACK_* environment variables for missing ones.
         self.app = AsyncApp(
@@ -346,10 +371,27 @@ class SlackAdapter:
         if bolt_request is None:
             log.warning("rejected a request to %s: its body is no Slack payload (%s)", EVENTS_PATH, problem)
             return web.Response(status=400, text="bad request")
+        # Checked before Bolt sees it: a timestamp that is no number makes Bolt's check raise, and Bolt's error
+        # handler (ours) would then act on the unsigned body (post to its response_url or channel).
+        if not self._verifier.is_signed(bolt_request.raw_body, bolt_request.headers):
+            log.warning("rejected a request to %s: bad signature or timestamp", EVENTS_PATH)
+            return web.Response(status=401, text="invalid request")
+        if await self._is_replayed(bolt_request):
+            log.warning("ignored a replayed slash command or button click (its signature was seen before)")
+            return web.Response(status=200)
         response = await self.app.async_dispatch(bolt_request)
         if response.status == 401:
             log.warning("rejected a request to %s: bad signature or timestamp", EVENTS_PATH)
         return await to_aiohttp_response(response)
+
+    async def _is_replayed(self, bolt_request: AsyncBoltRequest) -> bool:
+        """A slash command or button click whose signed request was handled before (a replay within Slack's
+        five minutes would run a reindex or count a vote again). Slack never retries those; events are
+        retried, and have their own ids (`_take_event`)."""
+        if bolt_request.body.get("type") in ("event_callback", "url_verification"):
+            return False
+        key = f"request:{_first(bolt_request.headers.get('x-slack-signature'))}"
+        return not self.seen.claim(key) or not await self.seen.claim_shared(key)
 
     async def _connect_socket(self) -> None:
         handler = AsyncSocketModeHandler(
@@ -638,7 +680,9 @@ class SlackAdapter:
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
         if not container.get("is_ephemeral") and channel and message.get("ts"):
             try:
-                await client.chat_update(channel=channel, ts=message["ts"], text=text, blocks=blocks)
+                await client.chat_update(
+                    channel=channel, ts=message["ts"], text=text, blocks=blocks, parse="none"
+                )
                 return
             except SlackApiError as exc:  # e.g. a shared answer in a channel the bot is not a member of
                 log.info("chat.update failed (%s); updating through response_url", _error_code(exc))

@@ -417,6 +417,33 @@ async def test_bad_signature_and_stale_timestamp_are_rejected(fake, shared_servi
     assert not fake.posts()
 
 
+async def test_a_timestamp_that_is_no_number_is_a_bad_signature_that_nothing_acts_on(
+    fake, shared_service, records, caplog
+):
+    """Bolt's own check raises on such a timestamp and hands the unsigned body to the error handler, which
+    apologised to the response_url and channel the body named: anyone could make the bot post."""
+    caplog.set_level(logging.DEBUG)
+    async with running(fake, shared_service, records) as run:
+        statuses = []
+        for stamp in (
+            "notanumber",
+            "",
+            "-1",
+            "1e9",
+            "\uff11\uff17\uff10\uff10",
+        ):  # the last: full-width digits
+            headers = {"X-Slack-Request-Timestamp": stamp}
+            asked = command("what does an SRE do?", fake.response_url("attacker"))
+            statuses.append((await run.slack.command(asked, headers=headers))[0])
+            statuses.append(
+                (await run.slack.event(mention(PAY_QUESTION, channel="CANY"), headers=headers))[0]
+            )
+        assert await run.adapter.drain(20)
+    assert statuses == [401] * 10
+    assert not fake.posts() and not fake.responses("attacker")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 async def test_unreadable_bodies_get_a_4xx_without_a_logged_traceback(fake, shared_service, records, caplog):
     """Anyone can POST to /slack/events: a body that is not UTF-8, names an unknown charset or does not
     parse is refused with a 4xx and at most a one-line warning, never a 500 with a traceback per request."""
@@ -576,6 +603,7 @@ async def test_votes_are_stored_and_the_buttons_become_a_thank_you(fake, shared_
         )
         update = (await wait_for(lambda: fake.of("chat.update"), "the message update"))[0].data
         assert update["channel"] == "C1" and update["ts"] == call.response["ts"]
+        assert update["parse"] == "none"  # chat.update parses as the client does unless told: no pings
         assert not buttons(update["blocks"])
         assert "👍 Thanks for the feedback!" in all_text(update["blocks"])
         assert all_text(update["blocks"]).startswith(all_text(call.data["blocks"][:3]))  # the answer stays
@@ -723,6 +751,30 @@ async def test_a_reindex_whose_response_url_is_unreachable_still_runs_and_is_aud
         "Could not acknowledge a reindex" in caplog.text and "Could not post a reindex summary" in caplog.text
     )
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # two warnings, no error traceback
+
+
+async def test_a_replayed_slash_command_or_click_is_not_handled_again(fake, own_service, records):
+    """A signed request captured and sent again within Slack's five minutes: the reindex does not run again,
+    the vote is not counted again. A new request (a new timestamp) is handled as usual."""
+    async with running(fake, own_service, records, admins=frozenset({"slack:UADMIN"})) as run:
+        stamp = int(time.time())
+        reindex = command("reindex", fake.response_url("admin"), user="UADMIN")
+        assert (await run.slack.command(reindex, timestamp=stamp))[0] == 200
+        await wait_for(lambda: records.audit_entries(), "the reindex's audit row", timeout=60)
+        assert (await run.slack.command(reindex, timestamp=stamp))[0] == 200  # acknowledged, ignored
+        assert (await run.slack.command(reindex, timestamp=stamp + 1))[0] == 200
+        await wait_for(lambda: records.audit_entries()[1:], "the second reindex's audit row", timeout=60)
+
+        await run.slack.command(command("what does an SRE do?", fake.response_url("q")))
+        private = (await wait_for(lambda: with_blocks(fake.responses("q")), "the private answer"))[0]
+        up = buttons(private["blocks"])[VOTE_UP]
+        click = block_actions(VOTE_UP, up["value"], "UALICE", fake.response_url("vote"), None, "C1")
+        for _ in range(3):
+            assert (await run.slack.action(click, timestamp=stamp))[0] == 200
+        assert await run.adapter.drain(20)
+    assert [a.result for a in records.audit_entries()] == ["allowed", "allowed"]
+    assert [v.vote for v in records.votes()] == ["up"]
+    assert len(fake.responses("vote")) == 1
 
 
 async def test_workspace_admins_may_reindex_only_when_trusted(fake, own_service, records):
