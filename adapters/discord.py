@@ -629,10 +629,20 @@ class DiscordAdapter:
             )
             declined = self._stopping
             if declined:  # audited before the reply, which may fail (the interaction expired)
-                await self._decline_reindex(interaction, server_admin)
-            if not await self._defer(interaction, ephemeral=True):
+                await self._decline_reindex(interaction, server_admin, "Rolecall was shutting down")
+            try:
+                deferred = await self._defer(interaction, ephemeral=True)
+            except (
+                discord.HTTPException
+            ):  # expired, or refused by Discord: nothing runs, the error handler logs
+                if not declined:
+                    await self._decline_reindex(
+                        interaction, server_admin, "Discord refused the acknowledgement"
+                    )
+                raise
+            if not deferred:
                 if not declined:  # the bot began stopping meanwhile
-                    await self._decline_reindex(interaction, server_admin)
+                    await self._decline_reindex(interaction, server_admin, "Rolecall was shutting down")
                 return
             outcome = await self.admin.reindex(
                 PLATFORM, str(interaction.user.id), platform_admin=server_admin
@@ -642,10 +652,12 @@ class DiscordAdapter:
                 clip_lines(outcome.message), ephemeral=True, allowed_mentions=NO_PINGS
             )
 
-    async def _decline_reindex(self, interaction: discord.Interaction[Any], server_admin: bool) -> None:
+    async def _decline_reindex(
+        self, interaction: discord.Interaction[Any], server_admin: bool, why: str
+    ) -> None:
         user_id = str(interaction.user.id)
         allowed = self.admin.is_admin(PLATFORM, user_id, server_admin)
-        reason = "Rolecall was shutting down" + ("" if allowed else "; not an admin either")
+        reason = why + ("" if allowed else "; not an admin either")
         await self.admin.decline_reindex(PLATFORM, user_id, reason)
 
     # -- votes -------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ class AdminActions:
         return await asyncio.to_thread(self._reindex_and_audit, platform, user_id, platform_admin, asked_at)
 
     async def decline_reindex(self, platform: str, user_id: str, reason: str) -> None:
-        """Audit a reindex request the bot turned away before any check (it was shutting down): nothing ran."""
+        """Audit a reindex request the bot turned away before any check (it was shutting down, or Discord
+        refused the acknowledgement): nothing ran."""
         await asyncio.to_thread(
             self.records.record_admin_action, platform, user_id, "reindex", "not_run", reason
         )

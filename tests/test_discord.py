@@ -8,6 +8,7 @@ import logging
 import re
 import shutil
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -557,6 +558,24 @@ async def test_a_member_with_manage_server_may_reindex_in_a_listed_server_only(
         assert summary.body["flags"] & 64
         assert summary.body["content"].startswith("index already up to date")
         assert [e.result for e in listed.records.audit_entries()] == ["allowed"]
+
+
+async def test_a_reindex_whose_interaction_expired_does_not_run_and_is_audited(
+    fake: FakeDiscord, service: RolecallService, tmp_path: Path
+) -> None:
+    """Discord refuses the acknowledgement (the interaction expired): nothing runs, and the attempt is still
+    in the audit, as other turned-away attempts are."""
+    event = fake.command_event("reindex", dm=True, user_id=ADMIN_ID)
+    fake.fail_next[("POST", f"/interactions/{event['id']}/{event['token']}/callback")] = 404
+    async with running(fake, service, tmp_path) as bot:
+        await fake.dispatch("INTERACTION_CREATE", event)
+        await fake.wait_for("POST", f"/interactions/{event['id']}/")
+        deadline = time.monotonic() + 20
+        while not bot.records.audit_entries() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    audited = [(e.action, e.result, e.detail) for e in bot.records.audit_entries()]
+    assert audited == [("reindex", "not_run", "Discord refused the acknowledgement")]
+    assert not fake.requests("POST", f"/webhooks/{APP_ID}/")  # no summary: the reindex never ran
 
 
 async def test_a_reindex_that_crashes_is_audited_as_failed_and_the_old_index_keeps_answering(
