@@ -13,14 +13,16 @@ from index.types import Hit
 CONTEXT_CHARS = 420
 # A message that greets the bot or asks what it does, rather than asking a career question.
 _GREETING = re.compile(
-    r"^(?:hi|hello|hey|hiya|howdy|yo|good (?:morning|afternoon|evening)|help|usage|commands?|"
-    r"what can you do|what do you (?:do|know)|who are you|how do(?:es)? (?:this|you|it) work)"
+    r"^(?:(?:hi|hello|hey|hiya|yo)(?:[\s,]+(?:there|rolecall|bot))?[\s,!.]+(?=\w))?"  # "hey rolecall, what can…"
+    r"(?:hi|hello|hey|hiya|howdy|yo|good (?:morning|afternoon|evening)|help|usage|commands?|"
+    r"what can you (?:do|help (?:me )?with)|what do you (?:do|know)|who are you|how do(?:es)? (?:this|you|it) work)"
     r"(?:[\s,]+(?:there|all|everyone|rolecall|bot))?[\s!?.,:)]*$",
     re.IGNORECASE,
 )
 # Only a thank-you or an acknowledgement.
 _THANKS = re.compile(
-    r"^(?:(?:thanks|thank you|thx|ty|cheers|much appreciated|great|perfect|awesome|cool|nice|ok(?:ay)?)"
+    r"^(?:(?:thanks|thank you|thx|ty|cheers|much appreciated|great|perfect|awesome|cool|nice|ok(?:ay)?|"
+    r"got it|makes sense|that(?:'s| is| was)? (?:helpful|useful|great)|that help(?:s|ed)(?: a lot)?|very helpful)"
     r"[\s,!.]*)+(?:(?:so much|a lot|again|rolecall|bot)[\s,!.:)]*)*$",
     re.IGNORECASE,
 )

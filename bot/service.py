@@ -479,7 +479,10 @@ class RolecallService:
         return ", ".join(str(p) for p in self.config.knowledge_dirs)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# invisible: a byte-order mark, zero-width spaces, and direction marks and overrides (U+202E turns the rest
+# of an echoed line around)
+_INVISIBLE = re.compile("[\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 
 
 def _holds_the_question(hit: Hit) -> bool:
@@ -491,6 +494,6 @@ def _holds_the_question(hit: Hit) -> bool:
 
 
 def readable_text(text: str) -> str:
-    """`text` as the tokenizer can take it: a lone surrogate (from a broken client) becomes "?", and
-    control characters other than tab and newline become spaces."""
-    return _CONTROL.sub(" ", text.encode("utf-8", "replace").decode("utf-8"))
+    """`text` as the tokenizer can take it: a lone surrogate (from a broken client) becomes "?", control
+    characters other than tab and newline become spaces, and invisible format characters go."""
+    return _INVISIBLE.sub("", _CONTROL.sub(" ", text.encode("utf-8", "replace").decode("utf-8")))

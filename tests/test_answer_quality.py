@@ -698,7 +698,17 @@ def test_a_sentence_two_windows_share_is_highlighted_once(bundled: RolecallServi
 
 
 @pytest.mark.parametrize(
-    "greeting", ["hi", "Hello!", "help", "what can you do?", "hey rolecall", "hi :wave:"]
+    "greeting",
+    [
+        "hi",
+        "Hello!",
+        "help",
+        "what can you do?",
+        "hey rolecall",
+        "hi :wave:",
+        "hey rolecall, what can you do?",
+        "\ufeffhi",
+    ],
 )
 def test_a_greeting_gets_how_to_ask_and_the_known_roles(bundled: RolecallService, greeting: str) -> None:
     answer = bundled.ask(greeting)
@@ -708,7 +718,18 @@ def test_a_greeting_gets_how_to_ask_and_the_known_roles(bundled: RolecallService
     assert "I don't know" not in text
 
 
-@pytest.mark.parametrize("thanks", ["thanks!", "thank you so much", "ok cool, thx", "thanks 🙏", "ty :pray:"])
+@pytest.mark.parametrize(
+    "thanks",
+    [
+        "thanks!",
+        "thank you so much",
+        "ok cool, thx",
+        "thanks 🙏",
+        "ty :pray:",
+        "thanks, that helps!",
+        "got it, thanks",
+    ],
+)
 def test_a_thank_you_gets_you_are_welcome_not_i_dont_know(bundled: RolecallService, thanks: str) -> None:
     answer = bundled.ask(thanks)
     assert not answer.answered
@@ -737,6 +758,13 @@ def test_english_with_a_foreign_word_is_still_searched(bundled: RolecallService,
     answer = bundled.ask(question)
     assert "only read questions in English" not in answer.refusal_text()
     assert answer.answered
+
+
+def test_invisible_characters_are_dropped_from_the_question(bundled: RolecallService) -> None:
+    # a byte-order mark from a pasted file, a right-to-left override that would turn the echoed line around
+    answer = bundled.ask("\ufeffwhat does an SRE \u202eearn\u202c?")
+    assert answer.question == "what does an SRE earn?"
+    assert answer.answered and answer.hits[0].passage.source == "site-reliability-engineer.md"
 
 
 def test_a_question_after_a_greeting_is_answered(bundled: RolecallService) -> None:
