@@ -284,11 +284,11 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _read_store(store: RecordStore, read: Callable[[], list[T]]) -> list[T]:
     """Rows from the record store; none when it does not exist yet, a one-line error when unreadable."""
-    if not store.database.exists():
-        return []
     try:
+        if not store.database.exists():
+            return []
         return read()
-    except store.database.errors as exc:
+    except store.database.errors as exc:  # OSError among them: a data folder this user may not read
         raise RolecallError(
             f"cannot read the record store {store.database.describe()}: {store.database.redact(str(exc))}"
         ) from None

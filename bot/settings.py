@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import io
+import logging
 import os
 import re
 import sys
@@ -33,6 +35,11 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # capitals); Discord user ids (snowflakes) are digits.
 _ADMIN_ENTRY = re.compile(r"slack:[UW][A-Z0-9]+|discord:[0-9]+")
 _ADMIN_FORM = "write slack:U0123ABCD or discord:123456789012345678"
+
+
+# python-dotenv logs "could not parse statement starting at line N" once per read, naming no file;
+# load_settings warns once, with the file and line, instead
+logging.getLogger("dotenv.main").setLevel(logging.ERROR)
 
 
 class SettingsError(RolecallError):
@@ -449,17 +456,18 @@ PREFIX = "ROLECALL_"
 def unknown_settings(env_file: object = Settings.model_config.get("env_file")) -> list[str]:
     """One warning per `ROLECALL_*` name in the environment or the .env file that is no setting, with the
     likely intended one when it is close; names only, never values (they may be secrets)."""
-    from dotenv import dotenv_values
-
     known = {
         (field.alias or name).upper(): field.alias or name for name, field in Settings.model_fields.items()
     }
     by_suffix = {alias.removeprefix(PREFIX): alias for alias in known.values()}
     found = {name: "" for name in os.environ}
-    if isinstance(env_file, (str, Path)) and str(env_file) and Path(env_file).is_file():
-        for name in dotenv_values(env_file):
-            found.setdefault(name, f" in {env_file}")
     warnings = []
+    if isinstance(env_file, (str, Path)) and str(env_file) and Path(env_file).is_file():
+        for line, name in _env_file_names(Path(env_file)):
+            if name is None:
+                warnings.append(f"{env_file} line {line} is no NAME=value line; ignored")
+            else:
+                found.setdefault(name, f" in {env_file}")
     for name, where in found.items():
         if not name.upper().startswith(PREFIX) or name.upper() in known:
             continue
@@ -468,6 +476,24 @@ def unknown_settings(env_file: object = Settings.model_config.get("env_file")) -
         hint = f"; did you mean {by_suffix[close[0]]}?" if close else ""
         warnings.append(f"unknown setting {shown}{where} ignored{hint}")
     return warnings
+
+
+def _env_file_names(env_file: Path) -> list[tuple[int, str | None]]:
+    """(line, name) of each setting in a .env file; name None for a line that is no NAME=value. A file that
+    is not UTF-8 text, or cannot be read, is a SettingsError (python-dotenv raised a traceback)."""
+    from dotenv.parser import parse_stream
+
+    try:
+        text = env_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{env_file} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise SettingsError(f"cannot read {env_file}: {exc.strerror or type(exc).__name__}") from None
+    return [
+        (binding.original.line, None if binding.error else binding.key)
+        for binding in parse_stream(io.StringIO(text))
+        if binding.error or binding.key is not None
+    ]
 
 
 def load_settings(**overrides: object) -> Settings:

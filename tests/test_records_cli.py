@@ -72,6 +72,25 @@ def test_an_unreadable_store_is_one_error_line(store: RecordStore, capsys) -> No
     assert code == 2 and err.count("\n") == 1 and str(store.path) in err
 
 
+def test_a_data_folder_this_user_may_not_read_is_one_error_line(
+    store: RecordStore, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as the OS answers for a folder without read permission (tests may run as root, where chmod does not)
+    real_exists = Path.exists
+
+    def refused(path: Path, **kwargs: object) -> bool:
+        if path == store.path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_exists(path, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", refused)
+    for command in ("feedback", "audit"):
+        assert main([command]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("rolecall: error: cannot read the record store") and "Permission denied" in err
+        assert len(err.splitlines()) == 1
+
+
 def test_data_dir_comes_from_the_environment(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("ROLECALL_DATA_DIR", str(tmp_path / "elsewhere"))
     RecordStore(tmp_path / "elsewhere" / "rolecall.sqlite3").record_admin_action(

@@ -193,6 +193,26 @@ def test_a_misspelled_setting_is_one_warning_line_with_the_likely_name(
     ]
 
 
+def test_a_dot_env_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> None:
+    # python-dotenv raised a UnicodeDecodeError traceback from every command
+    (tmp_path / ".env").write_bytes("ROLECALL_TOP_K=4\n".encode("utf-16"))
+    with pytest.raises(SettingsError, match=r"^\.env is not UTF-8 text \(byte 0\); save it as UTF-8$"):
+        load_settings()
+    (tmp_path / ".env").write_bytes(b"# r\xe9sum\xe9 bot\nROLECALL_TOP_K=4\n")  # Latin-1
+    with pytest.raises(SettingsError, match=r"^\.env is not UTF-8 text \(byte 3\)"):
+        load_settings()
+
+
+def test_a_dot_env_line_that_is_no_setting_is_named_once_and_the_rest_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".env").write_text('ROLECALL_MIN_SCORE="0.5\nROLECALL_TOP_K=4\n')
+    assert load_settings().top_k == 4
+    assert capsys.readouterr().err.splitlines() == [
+        "rolecall: warning: .env line 1 is no NAME=value line; ignored"
+    ]
+
+
 def test_a_platform_name_behind_the_prefix_is_pointed_to_its_real_name(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
