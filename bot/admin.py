@@ -24,10 +24,15 @@ def report_text(report: BuildReport) -> str:
     lines.append("index updated" if report.wrote_new_version else "index already up to date")
     lines.append(report.summary())
     lines.extend(f"  note: {note}" for note in report.notes)
-    lines.extend(f"  skipped: {skip.source}: {skip.reason}" for skip in report.skipped)
+    lines.extend(f"  skipped: {_shown(skip.source)}: {skip.reason}" for skip in report.skipped)
     for label, names in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
-        lines.extend(f"  {label}: {name}" for name in names)
+        lines.extend(f"  {label}: {_shown(name)}" for name in names)
     return "\n".join(lines)
+
+
+def _shown(file_name: str) -> str:
+    """A file name on one line of the summary: a newline or terminal escape in it is spelled out ("\\n")."""
+    return file_name if file_name.isprintable() else file_name.encode("unicode_escape").decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ class BuildReport:
         return (
             f"added {len(self.added)}, changed {len(self.changed)}, removed {len(self.removed)},"
             f" unchanged {len(self.unchanged)}, skipped {len(self.skipped)};"
-            f" {self.passages} passages ({self.embedded_passages} embedded) in {self.seconds:.1f}s"
+            f" {_count(self.passages, 'passage')} ({self.embedded_passages} embedded) in {self.seconds:.1f}s"
         )
 
 
@@ -91,7 +91,7 @@ def build_index(
         for root in knowledge_dirs:
             root_key = str(root.resolve())
             files = iter_candidate_files(root)
-            say(f"scanning {root}: {len(files)} files")
+            say(f"scanning {root}: {_count(len(files), 'file')}")
             for path in files:
                 source = path.relative_to(root).as_posix()
                 if source in seen_sources:
@@ -155,7 +155,7 @@ def build_index(
         if not any(not r.skipped_reason for r in kept_records):
             folders = ", ".join(str(d) for d in knowledge_dirs)
             raise NoDocumentsError(
-                f"no readable documents in {folders} ({len(report.skipped)} files skipped)"
+                f"no readable documents in {folders} ({_count(len(report.skipped), 'file')} skipped)"
             )
         nothing_changed = previous is not None and not (report.added or report.changed or report.removed)
         if (
@@ -295,6 +295,7 @@ def _folders_left_out(records: Iterable[DocumentRecord], knowledge_dirs: Sequenc
 
 
 def _count(n: int, noun: str) -> str:
+    """The number and the noun, plural unless one: "1 file", "2 files"."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 

@@ -57,8 +57,9 @@ def iter_candidate_files(root: Path) -> list[Path]:
     """Every regular, non-hidden file under root (recursively), sorted.
 
     Also listed, so that nothing vanishes without a word: each entry that cannot be used but may be
-    meant as a document (a broken link, a link loop, a file that cannot be looked at) and each
-    subfolder that cannot be listed (its own path: its files cannot be named). load_file turns
+    meant as a document (a broken link, a link loop, a file that cannot be looked at), each link to a
+    folder (not followed) and each subfolder that cannot be listed (its own path: its files cannot be
+    named). load_file turns
     these into a SkippedFile with the reason.
     """
     try:
@@ -82,6 +83,8 @@ def iter_candidate_files(root: Path) -> list[Path]:
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable):
         dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+        # a link to a folder is not followed (it may lead back up, or out of the knowledge): named instead
+        found.extend(Path(dirpath) / name for name in dirnames if (Path(dirpath) / name).is_symlink())
         for name in filenames:
             candidate = Path(dirpath) / name
             if not name.startswith(".") and _is_candidate(candidate):
@@ -137,7 +140,7 @@ def _load(path: Path, source: str, max_bytes: int) -> Document:
         raise _Unusable("no text after removing markup")
     return Document(
         source=source,
-        title=parsed.title,
+        title=_squash(parsed.title),
         sections=sections,
         content_hash=hashlib.sha256(raw).hexdigest(),
         aliases=parsed.aliases,
@@ -207,6 +210,10 @@ def _check_entry(path: Path) -> None:
             raise _Unusable(f"broken link (its target {_link_target(path)} does not exist)") from exc
         return  # reading it gives the reason, e.g. permission denied
     if stat.S_ISDIR(info.st_mode):
+        if path.is_symlink():
+            raise _Unusable(
+                f"link to a folder ({_link_target(path)}), not followed: add that folder as a knowledge folder"
+            )
         try:
             with os.scandir(path):
                 pass
@@ -292,9 +299,21 @@ def _decode_text(raw: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+# A terminal's escape sequences (colours, a window title) and other control characters: shown raw, they
+# would recolour or retitle the reader's terminal (`rolecall ask`, `chat`), so sequences go and the rest
+# become spaces.
+_TERMINAL_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """`text` without terminal escape sequences, other control characters (but tab and newline) as spaces."""
+    return _CONTROL.sub(" ", _TERMINAL_ESCAPE.sub("", text))
+
+
 def _squash(text: str) -> str:
-    """Collapse all whitespace (including non-breaking spaces) to single spaces."""
-    return " ".join(text.replace("\u200b", "").split())
+    """Collapse all whitespace (including non-breaking spaces) to single spaces; no control characters."""
+    return " ".join(_printable(text).replace("\u200b", "").split())
 
 
 def _title_key(text: str) -> str:
@@ -350,7 +369,9 @@ def _build_sections(title: str, blocks: Iterable[_Block]) -> tuple[Section, ...]
             end_lines()
         elif block.kind == "code":
             end_lines()
-            code = "\n".join(line.rstrip() for line in block.text.replace("\xa0", " ").split("\n"))
+            code = "\n".join(
+                line.rstrip() for line in _printable(block.text).replace("\xa0", " ").split("\n")
+            )
             code = re.sub(r"\n{3,}", "\n\n", code).strip("\n")
             if code.strip():
                 paragraphs.append(code)

@@ -41,6 +41,24 @@ def test_index_prints_a_summary_with_skips(
     assert "already up to date" in out and "unchanged 3" in out
 
 
+def test_terminal_escapes_in_documents_and_file_names_never_reach_the_terminal(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a colour and a window title (OSC 0) in a document were printed raw by `ask`; a newline in a file
+    # name split the summary's one-line-per-file report
+    (small_knowledge / "tram-engineer.md").write_text(
+        "# Tram Engineer\n\n## Pay\n\nA tram engineer earns \x1b[31m40,000 clams\x1b[0m a year."
+        " \x1b]0;pwned\x07 Overtime is paid double.\n"
+    )
+    (small_knowledge / "new\nline.md").write_text("# Line Engineer\n\nLine engineers lay lines.\n")
+    index = ["--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")]
+    code, out, err = _run(["index", *index], capsys)
+    assert code == 0 and "  added: new\\nline.md" in out.splitlines()
+    code, out, err = _run(["ask", "what does a tram engineer earn?", *index], capsys)
+    assert code == 0 and "40,000 clams a year" in out
+    assert "\x1b" not in out + err and "\x07" not in out + err and "pwned" not in out
+
+
 def test_a_document_that_turns_unreadable_keeps_its_indexed_version(
     small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

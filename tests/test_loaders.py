@@ -679,6 +679,22 @@ def test_broken_and_looping_links_are_listed_and_skipped_with_a_reason(tmp_path:
         assert results[name] == SkippedFile(name, "link loop (the link leads back to itself)")
 
 
+def test_a_link_to_a_folder_is_named_with_a_reason_not_dropped_without_a_word(tmp_path: Path) -> None:
+    # os.walk does not follow it, so its documents vanished from the index and from the report
+    knowledge, elsewhere = tmp_path / "knowledge", tmp_path / "elsewhere"
+    write(knowledge, "role.md", "Text.\n")
+    write(elsewhere, "tram-engineer.md", "# Tram Engineer\n\nText.\n")
+    (knowledge / "outside").symlink_to("../elsewhere", target_is_directory=True)
+    (knowledge / "up").symlink_to(knowledge, target_is_directory=True)  # would loop if followed
+    files = iter_candidate_files(knowledge)
+    results = {path.relative_to(knowledge).as_posix(): load_file(path, knowledge) for path in files}
+    assert sorted(results) == ["outside", "role.md", "up"]
+    assert results["outside"] == SkippedFile(
+        "outside", "link to a folder (../elsewhere), not followed: add that folder as a knowledge folder"
+    )
+    assert isinstance(results["up"], SkippedFile) and results["up"].reason.startswith("link to a folder")
+
+
 @pytest.mark.skipif(os.name != "posix", reason="file modes")
 def test_folders_that_cannot_be_read_are_skipped_with_a_reason_and_the_rest_indexed(tmp_path: Path) -> None:
     knowledge = tmp_path / "knowledge"
