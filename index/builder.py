@@ -82,6 +82,7 @@ def build_index(
     max_tokens = spec.max_tokens()
     chunking = chunking_id(max_tokens)
     store.check_index_folder(index_dir)
+    _check_index_outside_knowledge(index_dir, knowledge_dirs)
     with store.build_lock(index_dir):
         previous = _previous_index(index_dir, spec.model_id, chunking, report)
         old_records = {(r.root, r.source): r for r in previous.manifest.documents} if previous else {}
@@ -292,6 +293,22 @@ def _folders_left_out(records: Iterable[DocumentRecord], knowledge_dirs: Sequenc
         f"{_count(count, 'document')} indexed from {root} removed: it is not among this run's knowledge folders"
         for root, count in sorted(counts.items())
     ]
+
+
+def _check_index_outside_knowledge(index_dir: Path, knowledge_dirs: Sequence[Path]) -> None:
+    """An index folder in a knowledge folder would have its own files read as documents (each reindex listed
+    them as skipped); a hidden one (".rolecall/index") is never read, so it may be there."""
+    index = index_dir.resolve()
+    for root in knowledge_dirs:
+        folder = root.resolve()
+        if index == folder or (
+            index.is_relative_to(folder)
+            and not any(part.startswith(".") for part in index.relative_to(folder).parts)
+        ):
+            raise KnowledgeFolderError(
+                f"the index folder {index_dir} is inside the knowledge folder {root}: its files would be"
+                " read as documents; choose another --index (or ROLECALL_INDEX_DIR)"
+            )
 
 
 def _count(n: int, noun: str) -> str:

@@ -308,6 +308,7 @@ def load(index_dir: Path, sentences_in_memory_bytes: int = 0) -> StoredIndex:
         or vectors.shape != (manifest.passage_count, manifest.dimension)
     ):
         raise IndexCorruptError(f"the index in {version} is damaged (passage and vector counts differ)")
+    _check_unit_rows(vectors, version, "passage")
     sentences = _load_passage_rows(
         version, manifest, (SENTENCES_FILE, SENTENCE_OFFSETS_FILE, "sentence"), sentences_in_memory_bytes
     )
@@ -346,7 +347,28 @@ def _load_passage_rows(
         or bool(np.any(np.diff(offsets) < 1))
     ):
         raise IndexCorruptError(f"the index in {version} is damaged ({what} vectors do not match)")
+    _check_unit_rows(rows, version, what)
     return PassageRows(rows, offsets.astype(np.int64), in_memory_bytes)
+
+
+# Rows checked in full up to this size; past it, this many rows spread over the file, so that opening a
+# large index does not read every page of it (they are mapped, read when a question touches them).
+UNIT_CHECK_FULL_BYTES = 64 * 1024 * 1024
+UNIT_CHECK_SAMPLE_ROWS = 4096
+
+
+def _check_unit_rows(rows: Vectors, version: Path, what: str) -> None:
+    """Every vector the builder writes has length 1: bytes overwritten in place (a disk or copy error that
+    keeps the file's size and header) give NaN or other lengths, which would score every question NaN."""
+    if rows.shape[0] == 0:
+        return
+    if rows.nbytes <= UNIT_CHECK_FULL_BYTES:
+        checked = np.asarray(rows, dtype=np.float32)
+    else:
+        checked = np.asarray(rows[np.linspace(0, rows.shape[0] - 1, UNIT_CHECK_SAMPLE_ROWS).astype(np.int64)])
+    lengths = np.einsum("ij,ij->i", checked, checked, dtype=np.float64)
+    if not bool(np.all(np.abs(lengths - 1.0) < 1e-3)):  # NaN fails this too
+        raise IndexCorruptError(f"the index in {version} is damaged ({what} vectors are not unit length)")
 
 
 def write_dense(dense: Any, path: Path) -> None:

@@ -193,6 +193,30 @@ def test_a_damaged_index_is_rebuilt_with_a_message(
     assert code == 0 and "damaged" in err and json.loads(out)["answered"]
 
 
+@pytest.mark.parametrize("damaged_file", [store.VECTORS_FILE, store.SENTENCES_FILE])
+def test_vectors_overwritten_in_place_are_found_damaged_and_rebuilt_by_ask_and_index(
+    small_knowledge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damaged_file: str
+) -> None:
+    # same size, same header, the numbers garbage: the answer scored NaN ("score": NaN is no JSON), and
+    # `rolecall index` said the index was up to date
+    location = ["--knowledge", str(small_knowledge), "--index", str(tmp_path / "idx")]
+    _run(["index", *location], capsys)
+
+    def overwrite() -> None:
+        path = store.current_version(tmp_path / "idx") / damaged_file  # type: ignore[operator]
+        data = path.read_bytes()
+        path.write_bytes(data[:200] + b"\xff" * (len(data) - 200))
+
+    overwrite()
+    code, out, err = _run(["ask", "what tools do SREs use?", "--json", *location], capsys)
+    assert code == 0 and "not unit length" in err
+    answer = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert answer["answered"] and answer["passages"][0]["source"] == "site-reliability-engineer.md"
+    overwrite()
+    code, out, _ = _run(["index", *location], capsys)
+    assert code == 0 and "rebuilt from scratch" in out and "not unit length" in out
+
+
 def test_expected_errors_are_one_line_without_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -206,6 +230,21 @@ def test_expected_errors_are_one_line_without_traceback(
         ["index", "--knowledge", str(tmp_path / "missing"), "--index", str(tmp_path / "i2")], capsys
     )
     assert code == 2 and err.count("\n") == 1 and "missing" in err and "Traceback" not in err
+
+
+def test_an_index_folder_inside_the_knowledge_folder_is_a_one_line_error(
+    small_knowledge: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # every later reindex listed the index's own files as skipped documents
+    for inside in (small_knowledge, small_knowledge / "idx"):
+        code, _, err = _run(["index", "--knowledge", str(small_knowledge), "--index", str(inside)], capsys)
+        assert code == 2 and err.splitlines()[-1].startswith(
+            f"rolecall: error: the index folder {inside} is inside"
+        )
+        assert "Traceback" not in err
+    hidden = small_knowledge / ".rolecall" / "index"  # hidden folders are never read as documents
+    code, out, _ = _run(["index", "--knowledge", str(small_knowledge), "--index", str(hidden)], capsys)
+    assert code == 0 and "skipped 0" in out
 
 
 def test_eval_reports_the_four_figures(
