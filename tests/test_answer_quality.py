@@ -719,6 +719,24 @@ def test_a_greeting_gets_how_to_ask_and_the_known_roles(bundled: RolecallService
 
 
 @pytest.mark.parametrize(
+    "question",
+    [
+        "got a lowball offer, how do i counter??",
+        "how do i counter a lowball offer",
+        "they offered 95k, should i counter?",
+    ],
+)
+def test_countering_an_offer_is_negotiating_it_not_a_counter_offer_to_stay(
+    bundled: RolecallService, question: str
+) -> None:
+    # "counter" opened the section on counter-offers from your current employer
+    first = bundled.ask(question).hits[0].passage
+    assert first.source == "job-offers.md" and "negotiate a job offer" in first.section
+    stay = bundled.ask("my current company made a counter offer, should i take it").hits[0].passage
+    assert stay.section.endswith("Counter-offers from your current employer")
+
+
+@pytest.mark.parametrize(
     "thanks",
     [
         "thanks!",
