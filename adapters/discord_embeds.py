@@ -48,10 +48,10 @@ def clip_content(text: str) -> str:
 def clip_lines(text: str, limit: int = CONTENT_LIMIT) -> str:
     """`text` cut after its last whole line that fits in `limit` characters, with a last line saying how many
     lines were left out (a reindex summary: a line cut in half would hide a file's name or reason)."""
-    text = text.strip()
+    lines = text.strip().splitlines()
+    text = "\n".join(lines)  # counted as sent: "\r\n" and other line breaks are one "\n" after the join
     if len(text) <= limit:
         return text
-    lines = text.splitlines()
     shown, used = 0, 0  # `used`: the characters of lines[:shown], each with its newline
     while used + len(lines[shown]) + 1 + len(f"… {len(lines) - shown - 1} more lines not shown") <= limit:
         used += len(lines[shown]) + 1

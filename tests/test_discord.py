@@ -21,6 +21,7 @@ from discord.http import Route
 
 from adapters.discord import DiscordAdapter, DiscordConfig, DiscordStartError
 from adapters.discord_embeds import (
+    CONTENT_LIMIT,
     DESCRIPTION_LIMIT,
     EMBED_TOTAL_LIMIT,
     FIELD_NAME_LIMIT,
@@ -28,6 +29,7 @@ from adapters.discord_embeds import (
     FOOTER_LIMIT,
     TITLE_LIMIT,
     answer_embed,
+    clip_lines,
     roles_embed,
 )
 from bot.admin import AdminActions
@@ -768,3 +770,13 @@ def test_the_config_from_settings_keeps_the_token_out_of_its_repr() -> None:
     assert config.token == TOKEN and config.channels == frozenset({1, 2})
     assert TOKEN not in repr(config)
     assert discord.AllowedMentions.none().to_dict() == NO_PINGS
+
+
+def test_a_summary_with_windows_line_breaks_is_clipped_by_lines_without_an_error() -> None:
+    # "\r\n" counted two characters in the length but one between lines: clipping ran past the last line
+    fits = "x\r\n" * 700 + "end"  # 2,103 characters as given, 1,403 once its line breaks are "\n"
+    assert clip_lines(fits) == "\n".join(["x"] * 700 + ["end"])
+    long = "\r\n".join(f"  skipped: file{n}.md: not UTF-8 text" for n in range(300))
+    clipped = clip_lines(long)
+    assert len(clipped) <= CONTENT_LIMIT and "\r" not in clipped
+    assert clipped.splitlines()[-1].endswith("more lines not shown")
