@@ -93,6 +93,20 @@ class OpsEndpoints:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
+async def follow_index(service: RolecallService, stop: asyncio.Event) -> None:
+    """Every `alias_check_seconds` until `stop`: answer from a version another process published."""
+    every = service.config.alias_check_seconds
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        if stop.is_set():
+            return
+        try:
+            await asyncio.to_thread(service.follow_current)
+        except Exception:  # looking again in a moment; the live index keeps answering
+            log.exception("could not look for a new index version; answering from the live one")
+
+
 async def run_adapters(
     adapters: Sequence[Adapter],
     host: str,
@@ -106,7 +120,9 @@ async def run_adapters(
     """Serve HTTP (adapter routes, /healthz, /metrics), open the index if needed, start the adapters,
     wait for SIGTERM/SIGINT (or `stop`), then stop taking questions, finish those in flight and close.
 
-    With `watch`, the service's knowledge folders are reindexed in the background when they change.
+    With `watch`, the service's knowledge folders are reindexed in the background when they change. An
+    index version another process publishes (`rolecall index` beside the server) is answered from within
+    `alias_check_seconds`.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -126,6 +142,7 @@ async def run_adapters(
     await site.start()
     log.info("listening on %s:%s (%s, %s)", host, port, HEALTH_PATH, METRICS_PATH)
     watcher: asyncio.Task[None] | None = None
+    follower: asyncio.Task[None] | None = None
     try:
         if service is not None:
             if not service.is_loaded:
@@ -146,6 +163,8 @@ async def run_adapters(
             await adapter.start()
             log.info("%s adapter started", adapter.name)
         ops.started = True
+        if service is not None and not service.uses_qdrant:  # a Qdrant source follows its alias itself
+            follower = asyncio.create_task(follow_index(service, stop), name="rolecall-follow-index")
         if watch and service is not None:
             from bot.watch import watch_knowledge
 
@@ -163,6 +182,8 @@ async def run_adapters(
             if isinstance(outcome, Exception):
                 log.error("error while stopping the %s adapter", adapter.name, exc_info=outcome)
         await runner.cleanup()
+        if follower is not None:
+            follower.cancel()
         if watcher is not None:  # a reindex it started runs in a thread: let it finish, bounded
             done, _ = await asyncio.wait({watcher}, timeout=WATCH_STOP_SECONDS)
             if not done:

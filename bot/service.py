@@ -31,7 +31,7 @@ from index.memory import return_free_memory
 from index.retrieval import Fusion, Retriever
 from index.roles import RoleDocument, names_a_role, role_documents
 from index.search import SearchIndex
-from index.store import IndexBusyError, check_compatible
+from index.store import IndexBusyError, check_compatible, current_version
 from index.terms import default_normaliser
 from index.types import Hit
 
@@ -85,7 +85,9 @@ class ServiceConfig:
     qdrant_path: Path | None = None
     qdrant_api_key: str = field(default="", repr=False)
     reindex_lease_seconds: float = 120.0  # Qdrant: how long a crashed reindex blocks the next one
-    alias_check_seconds: float = 2.0  # Qdrant: how often a replica looks where the alias points
+    # how often a server looks which version is live: where the Qdrant alias points, or the index folder's
+    # CURRENT (a version `rolecall index` or another process published)
+    alias_check_seconds: float = 2.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServiceConfig:
@@ -139,6 +141,8 @@ class RolecallService:
         self._prepares = False  # a server: each index installed is prepared (Retriever.prepare)
         self._swap_lock = threading.Lock()
         self._reindex_lock = threading.Lock()
+        self._live_version: Path | None = None  # the version folder answering (FAISS)
+        self._unfollowed: Path | None = None  # a published version follow_current could not open
         self._qdrant_client = qdrant_client  # shared by tests; else opened from the config on first use
         self._owns_qdrant_client = qdrant_client is None
         self._qdrant_source: QdrantCandidates | None = None
@@ -238,12 +242,44 @@ class RolecallService:
         check_compatible(search_index.manifest, self.spec.model_id, chunking_id(self.spec.max_tokens()))
         return search_index
 
+    def follow_current(self) -> bool:
+        """FAISS: answer from the version the index folder's CURRENT names, when another process (`rolecall
+        index`, another server's reindex) published one since this one was opened. True when it switched.
+
+        A version that cannot be opened (damaged, another model) is logged once and the live one answers on.
+        """
+        if self.uses_qdrant or self._retriever is None:
+            return False
+        live = self._live_version
+        try:
+            current = current_version(self.config.index_dir)
+        except RolecallError:
+            return False  # a CURRENT being replaced, or damaged: the next look, or a reindex, settles it
+        if live is None or current is None or current == live or current == self._unfollowed:
+            return False
+        if not self._reindex_lock.acquire(blocking=False):
+            return False  # this process is publishing a version itself, and installs it
+        try:
+            search_index = self._open_index()
+            if search_index.version_path != current:
+                return False  # replaced again meanwhile: the next look takes the newest
+            self._install(search_index)
+        except RolecallError as exc:
+            self._unfollowed = current
+            log.warning("not answering from the index version %s: %s", current.name, exc)
+            return False
+        finally:
+            self._reindex_lock.release()
+        log.info("index version %s published by another process: answering from it", current.name)
+        return True
+
     def _install(self, search_index: SearchIndex) -> None:
         retriever = Retriever(search_index, self.embedder, self._batcher, self.config.fusion)
         if self._prepares:  # before the swap, so no question meets an unprepared passage
             retriever.prepare()
         with self._swap_lock:
             self._retriever = retriever
+            self._live_version = search_index.version_path
         self.metrics.passages.set(len(search_index))
 
     def prepare(self) -> int:

@@ -71,6 +71,7 @@ class SearchIndex:
         import faiss
 
         self.manifest = manifest
+        self.version_path: Path | None = None  # the version folder it was opened from (open())
         self.passages = passages
         self.vectors = vectors
         self.keyword = keyword
@@ -106,7 +107,7 @@ class SearchIndex:
             keyword = KeywordIndex.load(stored.path / KEYWORD_FOLDER, len(stored.passages))
         except Exception as exc:
             raise IndexCorruptError(f"the keyword index in {stored.path} is damaged ({exc})") from exc
-        return cls(
+        search_index = cls(
             stored.manifest,
             stored.passages,
             stored.vectors,
@@ -115,6 +116,8 @@ class SearchIndex:
             stored.dense,
             stored.tokens,
         )
+        search_index.version_path = stored.path
+        return search_index
 
     def __len__(self) -> int:
         return len(self.passages)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.cli import main
 from bot.serve import run_adapters
 from bot.watch import watch_knowledge
+from index import store
 from tests.conftest import FakeEmbedder, make_service
 from tests.fake_slack import free_port, wait_for
 
@@ -112,3 +115,54 @@ async def test_an_unexpected_reindex_failure_is_logged_and_watching_goes_on(
     finally:
         stop.set()
         await asyncio.wait_for(watcher, 30)
+
+
+DATA_ENGINEER = (
+    "---\ntitle: Data Engineer\n---\n# Data Engineer\n\n## Tools\n"
+    "Data engineers build pipelines with Apache Airflow and dbt and store data in Snowflake.\n"
+)
+
+
+async def test_a_running_server_answers_from_what_rolecall_index_publishes(
+    small_knowledge: Path, tmp_path: Path, real_embedder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server kept the version it opened until restarted, and a second `rolecall index` pruned that
+    # version's folder from under it.
+    caplog.set_level(logging.INFO, logger="bot.service")
+    service = make_service(small_knowledge, tmp_path / "index", real_embedder)
+    service.config = replace(service.config, alias_check_seconds=0.2)
+    service.open()
+    stop = asyncio.Event()
+    server = asyncio.create_task(run_adapters([], "127.0.0.1", free_port(), stop, service=service))
+    try:
+        (small_knowledge / "data-engineer.md").write_text(DATA_ENGINEER, encoding="utf-8")
+        index = ["index", "--knowledge", str(small_knowledge), "--index", str(tmp_path / "index")]
+        assert await asyncio.to_thread(main, index) == 0  # as an admin runs it beside the server
+        await wait_for(lambda: "Data Engineer" in service.known_roles, "the published version", timeout=20)
+        answer = await asyncio.to_thread(service.ask, "which tools do data engineers use?")
+        assert answer.hits[0].passage.source == "data-engineer.md"
+        assert any("published by another process" in r.getMessage() for r in caplog.records)
+        assert not server.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 60)
+
+
+def test_a_published_version_that_cannot_be_opened_is_logged_once_and_the_live_one_answers(
+    small_knowledge: Path, tmp_path: Path, real_embedder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_service(small_knowledge, tmp_path / "index", real_embedder)
+    server.open()
+    (small_knowledge / "data-engineer.md").write_text(DATA_ENGINEER, encoding="utf-8")
+    other = make_service(small_knowledge, tmp_path / "index", real_embedder)
+    assert other.reindex().wrote_new_version
+    published = store.current_version(tmp_path / "index")
+    assert published is not None
+    (published / store.MANIFEST_FILE).write_text("garbage")
+    assert server.follow_current() is False and server.follow_current() is False
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"not answering from the index version {published.name}"
+    )
+    answer = server.ask("what tools do SREs use?")
+    assert answer.answered and answer.hits[0].passage.source == "site-reliability-engineer.md"
