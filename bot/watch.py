@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from pathlib import Path
 
 from bot.service import ReindexBusyError, RolecallService
 from index.errors import RolecallError
@@ -13,25 +15,79 @@ log = logging.getLogger(__name__)
 DEBOUNCE_MS = 2000  # changes within this window (a git pull, a copied folder) make one reindex
 BUSY_RETRY_SECONDS = 5.0
 BUSY_RETRIES = 60  # an admin's reindex running: wait for it, at most about five minutes
+REARM_SECONDS = 2.0  # how often where each knowledge path leads is looked at
 
 
 async def watch_knowledge(
-    service: RolecallService, stop: asyncio.Event, debounce_ms: int = DEBOUNCE_MS
+    service: RolecallService,
+    stop: asyncio.Event,
+    debounce_ms: int = DEBOUNCE_MS,
+    rearm_seconds: float = REARM_SECONDS,
 ) -> None:
-    """Reindex after each burst of changes until `stop` is set; a failed reindex keeps the old index."""
+    """Reindex after each burst of changes until `stop` is set; a failed reindex keeps the old index.
+
+    A folder's changes are watched on the folder itself, not its path: a folder deleted and made again,
+    or a link swapped to another release, would go unwatched. So where each path leads is looked at every
+    `rearm_seconds`; when it changes, or a missing folder appears, watching starts again on what the paths
+    lead to now, with a reindex once every folder is there.
+    """
     from watchfiles import awatch
 
-    folders = [folder for folder in service.config.knowledge_dirs if folder.is_dir()]
-    if not folders:
-        log.warning("ROLECALL_WATCH: no knowledge folder to watch")
-        return
-    log.info("watching %s for changes", ", ".join(str(f) for f in folders))
-    try:
-        async for changes in awatch(*folders, debounce=debounce_ms, stop_event=stop):
-            log.info("knowledge changed (%d paths); reindexing", len(changes))
-            await _reindex(service, stop)
-    except (OSError, RuntimeError) as exc:  # the watching itself failed, e.g. a watched folder was removed
-        log.error("ROLECALL_WATCH stopped watching the knowledge folders: %s", exc)
+    configured = list(service.config.knowledge_dirs)
+    watched: tuple[object, ...] | None = None
+    while not stop.is_set():
+        now = _where(configured)
+        folders = [folder for folder in configured if folder.is_dir()]
+        if watched is not None and now != watched:
+            missing = [str(folder) for folder in configured if not folder.is_dir()]
+            if missing:
+                log.warning("knowledge folder %s is gone; watching for it to come back", ", ".join(missing))
+            else:
+                log.info("knowledge folders replaced or back; watching them again and reindexing")
+                await _reindex(service, stop)
+        elif watched is None and len(folders) < len(configured):
+            missing = [str(folder) for folder in configured if not folder.is_dir()]
+            log.warning("ROLECALL_WATCH: knowledge folder %s not found; watching for it", ", ".join(missing))
+        watched = now
+        moved = asyncio.Event()
+        looking = asyncio.create_task(_until_moved(configured, now, stop, moved, rearm_seconds))
+        try:
+            if not folders:
+                await moved.wait()
+                continue
+            log.info("watching %s for changes", ", ".join(str(f) for f in folders))
+            async for changes in awatch(*folders, debounce=debounce_ms, stop_event=moved):
+                log.info("knowledge changed (%d paths); reindexing", len(changes))
+                await _reindex(service, stop)
+        except (OSError, RuntimeError) as exc:  # the watching itself failed: look again in a moment
+            log.error("watching the knowledge folders failed (%s); trying again in %g s", exc, rearm_seconds)
+            await moved.wait()
+        finally:
+            looking.cancel()
+
+
+def _where(folders: list[Path]) -> tuple[object, ...]:
+    """Where each path leads now: the folder it resolves to and that folder's identity (None if missing)."""
+    places: list[object] = []
+    for folder in folders:
+        try:
+            info = folder.stat()
+            places.append((str(folder.resolve()), info.st_dev, info.st_ino))
+        except OSError:
+            places.append(None)
+    return tuple(places)
+
+
+async def _until_moved(
+    folders: list[Path], watched: tuple[object, ...], stop: asyncio.Event, moved: asyncio.Event, every: float
+) -> None:
+    """Set `moved` when `stop` is set or a path leads somewhere else than `watched`."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        if stop.is_set() or await asyncio.to_thread(_where, folders) != watched:
+            moved.set()
+            return
 
 
 async def _reindex(service: RolecallService, stop: asyncio.Event) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from bot.cli import main
 from bot.serve import run_adapters
 from bot.watch import watch_knowledge
 from index import store
-from tests.conftest import FakeEmbedder, make_service
+from tests.conftest import SMALL_KNOWLEDGE, FakeEmbedder, make_service, write_docs
 from tests.fake_slack import free_port, wait_for
 
 
@@ -166,3 +167,56 @@ def test_a_published_version_that_cannot_be_opened_is_logged_once_and_the_live_o
     )
     answer = server.ask("what tools do SREs use?")
     assert answer.answered and answer.hits[0].passage.source == "site-reliability-engineer.md"
+
+
+async def test_a_knowledge_folder_deleted_and_made_again_is_watched_again(
+    small_knowledge: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # inotify watches the folder, not its path: after `rm -rf` and a fresh copy nothing was ever reindexed
+    caplog.set_level(logging.INFO, logger="bot.watch")
+    service = make_service(small_knowledge, tmp_path / "index", FakeEmbedder())
+    service.open()
+    backup = shutil.copytree(small_knowledge, tmp_path / "backup")
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_knowledge(service, stop, debounce_ms=200, rearm_seconds=0.2))
+    try:
+        await asyncio.sleep(0.5)
+        shutil.rmtree(small_knowledge)
+        await wait_for(lambda: "is gone" in caplog.text, "the folder missed", timeout=10)
+        shutil.copytree(backup, small_knowledge)
+        (small_knowledge / "data-engineer.md").write_text(DATA_ENGINEER, encoding="utf-8")
+        await wait_for(lambda: "Data Engineer" in service.known_roles, "the reindex", timeout=30)
+        # and it watches the new folder: a later change is indexed too
+        (small_knowledge / "ml-engineer.md").write_text(
+            "---\ntitle: ML Engineer\n---\n# ML Engineer\n\n## Tools\nML engineers train models.\n",
+            encoding="utf-8",
+        )
+        await wait_for(lambda: "ML Engineer" in service.known_roles, "the next reindex", timeout=30)
+        assert not watcher.done(), watcher
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, 10)
+
+
+async def test_a_knowledge_link_swapped_to_another_release_is_reindexed(tmp_path: Path) -> None:
+    # `ln -sfn releases/v2 knowledge`: no change event at all in the folder being watched
+    releases = tmp_path / "releases"
+    first = write_docs(releases / "v1", SMALL_KNOWLEDGE)
+    second = shutil.copytree(first, releases / "v2")
+    (second / "data-engineer.md").write_text(DATA_ENGINEER, encoding="utf-8")
+    knowledge = tmp_path / "knowledge"
+    knowledge.symlink_to(first, target_is_directory=True)
+    service = make_service(knowledge, tmp_path / "index", FakeEmbedder())
+    service.open()
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_knowledge(service, stop, debounce_ms=200, rearm_seconds=0.2))
+    try:
+        await asyncio.sleep(0.5)
+        swapped = tmp_path / "knowledge.new"
+        swapped.symlink_to(second, target_is_directory=True)
+        swapped.replace(knowledge)  # an atomic swap, as ln -sfn does it
+        await wait_for(lambda: "Data Engineer" in service.known_roles, "the reindex", timeout=30)
+        assert not watcher.done(), watcher
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, 10)
