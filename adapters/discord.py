@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 import sys
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,8 @@ USAGE = (
 )
 RESTARTING = "Rolecall is restarting; please ask again in a minute."
 THANKS = {"up": "Thanks for the feedback! 👍", "down": "Thanks for the feedback! 👎 I'll pass it on."}
+ALREADY_VOTED = "You rated this answer already. Thanks!"
+VOTES_REMEMBERED = 50_000  # (answer, person) pairs kept to count each person's vote on an answer once
 
 
 class DiscordStartError(RolecallError):
@@ -361,6 +364,7 @@ class DiscordAdapter:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._votes: OrderedDict[tuple[int, int], None] = OrderedDict()  # who voted on which answer
 
     @classmethod
     def from_settings(
@@ -665,8 +669,25 @@ class DiscordAdapter:
     async def record_vote(self, interaction: discord.Interaction[Any], vote: str) -> None:
         with self._tracked():
             try:
-                embeds = interaction.message.embeds if interaction.message else []
+                message = interaction.message
+                embeds = message.embeds if message else []
                 question, sources = vote_subject(embeds[0] if embeds else None)
+                if interaction.guild_id is not None:
+                    # An answer in a server channel: everyone there sees its buttons. Each person's vote
+                    # counts once and is thanked privately; the buttons stay for the others (the first
+                    # click disabled them for everyone, the asker too).
+                    if not self._first_vote(message.id if message else 0, interaction.user.id):
+                        await interaction.response.send_message(
+                            ALREADY_VOTED, ephemeral=True, allowed_mentions=NO_PINGS
+                        )
+                        return
+                    await self.conversation.record_vote(
+                        PLATFORM, str(interaction.user.id), question, sources, vote
+                    )
+                    await interaction.response.send_message(
+                        THANKS[vote], ephemeral=True, allowed_mentions=NO_PINGS
+                    )
+                    return
                 await self.conversation.record_vote(
                     PLATFORM, str(interaction.user.id), question, sources, vote
                 )
@@ -675,6 +696,17 @@ class DiscordAdapter:
                 )
             except Exception as exc:  # noqa: BLE001 - a button error goes to the one error handler
                 await self.report_error(exc, "vote button", interaction=interaction)
+
+    def _first_vote(self, message_id: int, user_id: int) -> bool:
+        """True the first time this person votes on this answer (this process remembers the last
+        VOTES_REMEMBERED votes)."""
+        key = (message_id, user_id)
+        if key in self._votes:
+            return False
+        self._votes[key] = None
+        while len(self._votes) > VOTES_REMEMBERED:
+            self._votes.popitem(last=False)
+        return True
 
     # -- errors ------------------------------------------------------------------------------
 

@@ -29,7 +29,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack_blocks import (
+    ALREADY_VOTED,
     SHARE,
+    THANKS,
     VOTE_DOWN,
     VOTE_UP,
     answer_blocks,
@@ -39,6 +41,7 @@ from adapters.slack_blocks import (
     read_button_value,
     text_blocks,
     thanks_blocks,
+    vote_emoji,
 )
 from bot.admin import AdminActions
 from bot.answer import Answer, Question, is_greeting
@@ -656,10 +659,24 @@ class SlackAdapter:
         vote = "up" if action.get("action_id") == VOTE_UP else "down"
         question, sources = read_button_value(str(action.get("value", "")))
         user_id = str((body.get("user") or {}).get("id", ""))
-        await self.conversation.record_vote(PLATFORM, user_id, question, sources, vote)
-        log.info("Slack vote %s from %s", vote, user_hash(PLATFORM, user_id))
         container = body.get("container") or {}
         message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+        if message.get("blocks") and not container.get("is_ephemeral") and not channel.startswith("D"):
+            # An answer in a channel: everyone there sees its buttons. Each person's vote counts once and is
+            # thanked privately; the buttons stay for the others (the first click locked out the asker).
+            key = f"vote:{channel}:{message.get('ts')}:{user_id}"
+            if not self.seen.claim(key) or not await self.seen.claim_shared(key):
+                await respond(text=ALREADY_VOTED, response_type="ephemeral", replace_original=False)
+                return
+            await self.conversation.record_vote(PLATFORM, user_id, question, sources, vote)
+            log.info("Slack vote %s from %s", vote, user_hash(PLATFORM, user_id))
+            await respond(
+                text=f"{vote_emoji(vote)} {THANKS}", response_type="ephemeral", replace_original=False
+            )
+            return
+        await self.conversation.record_vote(PLATFORM, user_id, question, sources, vote)
+        log.info("Slack vote %s from %s", vote, user_hash(PLATFORM, user_id))
         if not message.get("blocks"):
             # Slack leaves the message out of clicks on ephemeral messages: render the answer again. That
             # is a search like a question's (and the value may hold any question): rate limited, counted.
@@ -677,7 +694,6 @@ class SlackAdapter:
             return
         blocks = thanks_blocks(message["blocks"], vote)
         text = str(message.get("text", ""))
-        channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
         if not container.get("is_ephemeral") and channel and message.get("ts"):
             try:
                 await client.chat_update(

@@ -25,6 +25,7 @@ FEEDBACK_BLOCK = "rolecall_feedback"
 SHARE_BLOCK = "rolecall_share"
 
 THANKS = "Thanks for the feedback!"
+ALREADY_VOTED = "You rated this answer already. Thanks!"
 
 # <@U123>, <@U123|name>, <!here>, <!subteam^S1|@team>, <#C1|general>, <https://x|label>, <mailto:a@b>
 _ENTITY = re.compile(r"<([^<>]*)>")

@@ -395,6 +395,34 @@ async def test_a_vote_is_stored_and_the_buttons_are_disabled_with_thanks(bot: Bo
     assert vote.user_hash == user_hash("discord", str(USER_ID))
 
 
+async def test_in_a_server_channel_everyone_may_vote_once_and_the_buttons_stay(bot: Bot) -> None:
+    # The first click edited the answer for the whole channel and disabled its buttons: a bystander's
+    # vote locked the asker out. Now each person's vote is thanked privately and counted once.
+    fake = bot.fake
+    await fake.dispatch("MESSAGE_CREATE", fake.message_event(mention(PAY_QUESTION), mentions=(BOT_USER,)))
+    await fake.wait_for("POST", f"/channels/{CHANNEL_ID}/messages")
+    [answer] = [m for m in fake.messages.values() if m["channel_id"] == str(CHANNEL_ID)]
+    bystander = SERVER_ADMIN_ID
+    clicks = [(bystander, "down"), (USER_ID, "up"), (USER_ID, "down")]
+    for number, (user_id, vote) in enumerate(clicks, start=1):
+        await fake.dispatch(
+            "INTERACTION_CREATE", fake.button_event(answer, f"rolecall:vote:{vote}", user_id=user_id)
+        )
+        await fake.wait_for("POST", "/interactions/", count=number)
+    replies = [call.body for call in fake.requests("POST", "/interactions/")]
+    assert [r["type"] for r in replies] == [4, 4, 4]  # a new message each, not an update of the answer
+    assert all(r["data"]["flags"] & 64 for r in replies)  # seen only by the one who clicked
+    assert [r["data"]["content"] for r in replies] == [
+        "Thanks for the feedback! 👎 I'll pass it on.",
+        "Thanks for the feedback! 👍",
+        "You rated this answer already. Thanks!",
+    ]
+    assert [(v.user_hash, v.vote) for v in bot.records.votes()] == [
+        (user_hash("discord", str(bystander)), "down"),
+        (user_hash("discord", str(USER_ID)), "up"),
+    ]
+
+
 # -- admin ---------------------------------------------------------------------------------------
 
 

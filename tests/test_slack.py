@@ -593,16 +593,16 @@ async def test_broadcast_mentions_in_a_document_are_not_posted(
 
 async def test_votes_are_stored_and_the_buttons_become_a_thank_you(fake, shared_service, records):
     async with running(fake, shared_service, records) as run:
-        await run.slack.event(mention(PAY_QUESTION))
+        await run.slack.event(dm(PAY_QUESTION))
         call = (await wait_for(lambda: fake.of("chat.postMessage"), "the answer"))[0]
         posted = {"type": "message", "user": BOT_USER_ID, "bot_id": "BBOT", "ts": call.response["ts"]}
         posted.update(text=call.data["text"], blocks=call.data["blocks"])
         up = buttons(call.data["blocks"])[VOTE_UP]
         await run.slack.action(
-            block_actions(VOTE_UP, up["value"], "UALICE", fake.response_url("v1"), posted, "C1")
+            block_actions(VOTE_UP, up["value"], "UALICE", fake.response_url("v1"), posted, "D1")
         )
         update = (await wait_for(lambda: fake.of("chat.update"), "the message update"))[0].data
-        assert update["channel"] == "C1" and update["ts"] == call.response["ts"]
+        assert update["channel"] == "D1" and update["ts"] == call.response["ts"]
         assert update["parse"] == "none"  # chat.update parses as the client does unless told: no pings
         assert not buttons(update["blocks"])
         assert "👍 Thanks for the feedback!" in all_text(update["blocks"])
@@ -628,6 +628,43 @@ async def test_votes_are_stored_and_the_buttons_become_a_thank_you(fake, shared_
     assert votes[0].sources[0] == "senior-back-end-engineer.md"
     assert votes[0].user_hash == user_hash("slack", "UALICE") and "UALICE" not in votes[0].user_hash
     assert votes[1].sources[0] == "site-reliability-engineer.md"
+
+
+async def test_in_a_channel_everyone_may_vote_once_and_the_buttons_stay(fake, shared_service, records):
+    """The first click changed the answer for the whole channel and disabled its buttons: a bystander's vote
+    locked the asker out. Now each person's vote is thanked privately and counted once."""
+    async with running(fake, shared_service, records) as run:
+        await run.slack.event(mention(PAY_QUESTION))
+        call = (await wait_for(lambda: fake.of("chat.postMessage"), "the answer"))[0]
+        posted = {"type": "message", "user": BOT_USER_ID, "bot_id": "BBOT", "ts": call.response["ts"]}
+        posted.update(text=call.data["text"], blocks=call.data["blocks"])
+        controls = buttons(call.data["blocks"])
+        clicks = [
+            ("UBOB", VOTE_DOWN, "bob"),  # a bystander first
+            ("UALICE", VOTE_UP, "alice"),  # the asker still can
+            ("UALICE", VOTE_DOWN, "alice-again"),  # once each
+        ]
+        for user, action_id, url in clicks:
+            await run.slack.action(
+                block_actions(
+                    action_id, controls[action_id]["value"], user, fake.response_url(url), posted, "C1"
+                )
+            )
+        replies = []
+        for _, _, url in clicks:
+            replies.append((await wait_for(functools.partial(fake.responses, url), f"the reply to {url}"))[0])
+        assert await run.adapter.drain(20)
+    assert [r["text"] for r in replies] == [
+        "👎 Thanks for the feedback!",
+        "👍 Thanks for the feedback!",
+        "You rated this answer already. Thanks!",
+    ]
+    assert all(r["response_type"] == "ephemeral" and r["replace_original"] is False for r in replies)
+    assert not fake.of("chat.update")  # the answer and its buttons stay as they are for everyone
+    assert [(v.user_hash, v.vote) for v in records.votes()] == [
+        (user_hash("slack", "UBOB"), "down"),
+        (user_hash("slack", "UALICE"), "up"),
+    ]
 
 
 async def test_share_and_vote_beyond_the_rate_limit_get_the_limit_reply_not_a_search(
