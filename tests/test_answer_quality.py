@@ -719,6 +719,16 @@ def test_a_greeting_gets_how_to_ask_and_the_known_roles(bundled: RolecallService
 
 
 @pytest.mark.parametrize(
+    "question", ["how much does an intern make", "what do swe interns get paid at big tech"]
+)
+def test_intern_pay_is_answered_from_the_intern_pay_section(bundled: RolecallService, question: str) -> None:
+    # the pages had no intern pay: "how much does an intern make" got returnships ("an intern's stipend")
+    first = bundled.ask(question).hits[0]
+    assert first.passage.section == "Software Engineer > Intern pay"
+    assert "$25 to $45 an hour" in first.passage.text
+
+
+@pytest.mark.parametrize(
     "question",
     [
         "got a lowball offer, how do i counter??",
