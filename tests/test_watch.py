@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import shutil
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,21 @@ def test_a_published_version_that_cannot_be_opened_is_logged_once_and_the_live_o
     assert answer.answered and answer.hits[0].passage.source == "site-reliability-engineer.md"
 
 
+@contextlib.asynccontextmanager
+async def watching(service: Any) -> AsyncIterator[None]:
+    """The watcher with short intervals (200 ms debounce, paths looked at every 200 ms) while the block runs;
+    it must still be watching at the end."""
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_knowledge(service, stop, debounce_ms=200, rearm_seconds=0.2))
+    try:
+        await asyncio.sleep(0.5)  # watching
+        yield
+        assert not watcher.done(), watcher
+    finally:
+        stop.set()
+        await asyncio.wait_for(watcher, 10)
+
+
 async def test_a_knowledge_folder_deleted_and_made_again_is_watched_again(
     small_knowledge: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -177,10 +194,7 @@ async def test_a_knowledge_folder_deleted_and_made_again_is_watched_again(
     service = make_service(small_knowledge, tmp_path / "index", FakeEmbedder())
     service.open()
     backup = shutil.copytree(small_knowledge, tmp_path / "backup")
-    stop = asyncio.Event()
-    watcher = asyncio.create_task(watch_knowledge(service, stop, debounce_ms=200, rearm_seconds=0.2))
-    try:
-        await asyncio.sleep(0.5)
+    async with watching(service):
         shutil.rmtree(small_knowledge)
         await wait_for(lambda: "is gone" in caplog.text, "the folder missed", timeout=10)
         shutil.copytree(backup, small_knowledge)
@@ -192,10 +206,6 @@ async def test_a_knowledge_folder_deleted_and_made_again_is_watched_again(
             encoding="utf-8",
         )
         await wait_for(lambda: "ML Engineer" in service.known_roles, "the next reindex", timeout=30)
-        assert not watcher.done(), watcher
-    finally:
-        stop.set()
-        await asyncio.wait_for(watcher, 10)
 
 
 async def test_a_knowledge_link_swapped_to_another_release_is_reindexed(tmp_path: Path) -> None:
@@ -208,15 +218,8 @@ async def test_a_knowledge_link_swapped_to_another_release_is_reindexed(tmp_path
     knowledge.symlink_to(first, target_is_directory=True)
     service = make_service(knowledge, tmp_path / "index", FakeEmbedder())
     service.open()
-    stop = asyncio.Event()
-    watcher = asyncio.create_task(watch_knowledge(service, stop, debounce_ms=200, rearm_seconds=0.2))
-    try:
-        await asyncio.sleep(0.5)
+    async with watching(service):
         swapped = tmp_path / "knowledge.new"
         swapped.symlink_to(second, target_is_directory=True)
         swapped.replace(knowledge)  # an atomic swap, as ln -sfn does it
         await wait_for(lambda: "Data Engineer" in service.known_roles, "the reindex", timeout=30)
-        assert not watcher.done(), watcher
-    finally:
-        stop.set()
-        await asyncio.wait_for(watcher, 10)
