@@ -636,9 +636,8 @@ class DiscordAdapter:
                 await self._decline_reindex(interaction, server_admin, "Rolecall was shutting down")
             try:
                 deferred = await self._defer(interaction, ephemeral=True)
-            except (
-                discord.HTTPException
-            ):  # expired, or refused by Discord: nothing runs, the error handler logs
+            # expired, or refused by Discord: nothing runs, audited; the error handler logs it
+            except discord.HTTPException:
                 if not declined:
                     await self._decline_reindex(
                         interaction, server_admin, "Discord refused the acknowledgement"
@@ -672,25 +671,23 @@ class DiscordAdapter:
                 message = interaction.message
                 embeds = message.embeds if message else []
                 question, sources = vote_subject(embeds[0] if embeds else None)
-                if interaction.guild_id is not None:
-                    # An answer in a server channel: everyone there sees its buttons. Each person's vote
-                    # counts once and is thanked privately; the buttons stay for the others (the first
-                    # click disabled them for everyone, the asker too).
-                    if not self._first_vote(message.id if message else 0, interaction.user.id):
-                        await interaction.response.send_message(
-                            ALREADY_VOTED, ephemeral=True, allowed_mentions=NO_PINGS
-                        )
-                        return
-                    await self.conversation.record_vote(
-                        PLATFORM, str(interaction.user.id), question, sources, vote
-                    )
+                # An answer in a server channel: everyone there sees its buttons. Each person's vote counts
+                # once and is thanked privately; the buttons stay for the others (the first click disabled
+                # them for everyone, the asker too).
+                in_server = interaction.guild_id is not None
+                if in_server and not self._first_vote(message.id if message else 0, interaction.user.id):
                     await interaction.response.send_message(
-                        THANKS[vote], ephemeral=True, allowed_mentions=NO_PINGS
+                        ALREADY_VOTED, ephemeral=True, allowed_mentions=NO_PINGS
                     )
                     return
                 await self.conversation.record_vote(
                     PLATFORM, str(interaction.user.id), question, sources, vote
                 )
+                if in_server:
+                    await interaction.response.send_message(
+                        THANKS[vote], ephemeral=True, allowed_mentions=NO_PINGS
+                    )
+                    return
                 await interaction.response.edit_message(
                     content=THANKS[vote], view=voted_view(vote), allowed_mentions=NO_PINGS
                 )

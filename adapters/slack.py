@@ -662,21 +662,22 @@ class SlackAdapter:
         container = body.get("container") or {}
         message = body.get("message") or {}
         channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
-        if message.get("blocks") and not container.get("is_ephemeral") and not channel.startswith("D"):
-            # An answer in a channel: everyone there sees its buttons. Each person's vote counts once and is
-            # thanked privately; the buttons stay for the others (the first click locked out the asker).
-            key = f"vote:{channel}:{message.get('ts')}:{user_id}"
-            if not self.seen.claim(key) or not await self.seen.claim_shared(key):
-                await respond(text=ALREADY_VOTED, response_type="ephemeral", replace_original=False)
-                return
-            await self.conversation.record_vote(PLATFORM, user_id, question, sources, vote)
-            log.info("Slack vote %s from %s", vote, user_hash(PLATFORM, user_id))
+        # An answer in a channel: everyone there sees its buttons. Each person's vote counts once and is
+        # thanked privately; the buttons stay for the others (the first click locked out the asker).
+        in_channel = (
+            bool(message.get("blocks")) and not container.get("is_ephemeral") and not channel.startswith("D")
+        )
+        key = f"vote:{channel}:{message.get('ts')}:{user_id}"
+        if in_channel and (not self.seen.claim(key) or not await self.seen.claim_shared(key)):
+            await respond(text=ALREADY_VOTED, response_type="ephemeral", replace_original=False)
+            return
+        await self.conversation.record_vote(PLATFORM, user_id, question, sources, vote)
+        log.info("Slack vote %s from %s", vote, user_hash(PLATFORM, user_id))
+        if in_channel:
             await respond(
                 text=f"{vote_emoji(vote)} {THANKS}", response_type="ephemeral", replace_original=False
             )
             return
-        await self.conversation.record_vote(PLATFORM, user_id, question, sources, vote)
-        log.info("Slack vote %s from %s", vote, user_hash(PLATFORM, user_id))
         if not message.get("blocks"):
             # Slack leaves the message out of clicks on ephemeral messages: render the answer again. That
             # is a search like a question's (and the value may hold any question): rate limited, counted.

@@ -38,16 +38,15 @@ async def watch_knowledge(
     while not stop.is_set():
         now = _where(configured)
         folders = [folder for folder in configured if folder.is_dir()]
+        missing = ", ".join(str(folder) for folder in configured if folder not in folders)
         if watched is not None and now != watched:
-            missing = [str(folder) for folder in configured if not folder.is_dir()]
             if missing:
-                log.warning("knowledge folder %s is gone; watching for it to come back", ", ".join(missing))
+                log.warning("knowledge folder %s is gone; watching for it to come back", missing)
             else:
                 log.info("knowledge folders replaced or back; watching them again and reindexing")
                 await _reindex(service, stop)
-        elif watched is None and len(folders) < len(configured):
-            missing = [str(folder) for folder in configured if not folder.is_dir()]
-            log.warning("ROLECALL_WATCH: knowledge folder %s not found; watching for it", ", ".join(missing))
+        elif watched is None and missing:
+            log.warning("ROLECALL_WATCH: knowledge folder %s not found; watching for it", missing)
         watched = now
         moved = asyncio.Event()
         looking = asyncio.create_task(_until_moved(configured, now, stop, moved, rearm_seconds))
