@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import sys
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from adapters.discord_embeds import answer_embed, clip_content, clip_lines, roles_embed, vote_subject
+from adapters.seen import SeenEvents
 from bot.answer import Question, is_greeting
 from bot.conversation import Conversation
 from bot.logs import error_reference
@@ -364,7 +365,8 @@ class DiscordAdapter:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._stopping = False
-        self._votes: OrderedDict[tuple[int, int], None] = OrderedDict()  # who voted on which answer
+        # who voted on which answer: the last VOTES_REMEMBERED votes, however old
+        self._votes = SeenEvents(ttl=math.inf, max_items=VOTES_REMEMBERED)
 
     @classmethod
     def from_settings(
@@ -675,7 +677,9 @@ class DiscordAdapter:
                 # once and is thanked privately; the buttons stay for the others (the first click disabled
                 # them for everyone, the asker too).
                 in_server = interaction.guild_id is not None
-                if in_server and not self._first_vote(message.id if message else 0, interaction.user.id):
+                if in_server and not self._votes.claim(
+                    f"{message.id if message else 0}:{interaction.user.id}"
+                ):
                     await interaction.response.send_message(
                         ALREADY_VOTED, ephemeral=True, allowed_mentions=NO_PINGS
                     )
@@ -693,17 +697,6 @@ class DiscordAdapter:
                 )
             except Exception as exc:  # noqa: BLE001 - a button error goes to the one error handler
                 await self.report_error(exc, "vote button", interaction=interaction)
-
-    def _first_vote(self, message_id: int, user_id: int) -> bool:
-        """True the first time this person votes on this answer (this process remembers the last
-        VOTES_REMEMBERED votes)."""
-        key = (message_id, user_id)
-        if key in self._votes:
-            return False
-        self._votes[key] = None
-        while len(self._votes) > VOTES_REMEMBERED:
-            self._votes.popitem(last=False)
-        return True
 
     # -- errors ------------------------------------------------------------------------------
 

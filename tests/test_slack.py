@@ -19,7 +19,8 @@ import aiohttp
 import pytest
 import yaml
 
-from adapters.slack import SeenEvents, SlackAdapter, SlackConfig, SlackConfigError, SlackStartError
+from adapters.seen import SeenEvents
+from adapters.slack import SlackAdapter, SlackConfig, SlackConfigError, SlackStartError
 from adapters.slack_blocks import (
     FEEDBACK_BLOCK,
     MAX_BLOCKS,
