@@ -39,12 +39,14 @@ async def watch_knowledge(
         now = _where(configured)
         folders = [folder for folder in configured if folder.is_dir()]
         missing = ", ".join(str(folder) for folder in configured if folder not in folders)
+        # after a move, the reindex runs once the new folders are watched: a change made between the two
+        # would be in neither
+        moved_here = watched is not None and now != watched and not missing
         if watched is not None and now != watched:
             if missing:
                 log.warning("knowledge folder %s is gone; watching for it to come back", missing)
             else:
                 log.info("knowledge folders replaced or back; watching them again and reindexing")
-                await _reindex(service, stop)
         elif watched is None and missing:
             log.warning("ROLECALL_WATCH: knowledge folder %s not found; watching for it", missing)
         watched = now
@@ -55,8 +57,19 @@ async def watch_knowledge(
                 await moved.wait()
                 continue
             log.info("watching %s for changes", ", ".join(str(f) for f in folders))
-            async for changes in awatch(*folders, debounce=debounce_ms, stop_event=moved):
-                log.info("knowledge changed (%d paths); reindexing", len(changes))
+            # an empty set every rearm_seconds while nothing changes: the first one says watching has begun
+            async for changes in awatch(
+                *folders,
+                debounce=debounce_ms,
+                stop_event=moved,
+                rust_timeout=int(rearm_seconds * 1000),
+                yield_on_timeout=moved_here,
+            ):
+                if changes:
+                    log.info("knowledge changed (%d paths); reindexing", len(changes))
+                elif not moved_here:
+                    continue
+                moved_here = False
                 await _reindex(service, stop)
         except (OSError, RuntimeError) as exc:  # the watching itself failed: look again in a moment
             log.error("watching the knowledge folders failed (%s); trying again in %g s", exc, rearm_seconds)
